@@ -1,0 +1,140 @@
+"""Every configuration key of unreid, with its default and a one-line comment.
+
+Library code never reads this object: ``build_*`` functions turn the keys into plain keyword
+arguments. YAML files override these defaults (``_BASE_`` inheritance, see
+``reid.config.get_cfg``/``load_cfg``) and the command line overrides the YAML (``KEY VALUE``).
+"""
+from yacs.config import CfgNode as CN
+
+_C = CN()
+
+_C.OUTPUT_DIR = "logs/default"  # where config.yaml, checkpoints, metrics and TensorBoard go
+_C.SEED = 1  # global seed of python, numpy and torch
+_C.DEVICE = "auto"  # "auto" (cuda if available), "cpu", "cuda" or "cuda:N"
+_C.DETERMINISTIC = False  # torch deterministic algorithms (slower, bit-reproducible on CPU)
+
+# ---------------------------------------------------------------------------------------
+_C.MODEL = CN()
+_C.MODEL.ARCH = "resnet50"  # backbone name in reid.models (resnet18/34/50/101, resnet50_ibn_a, mobilenet_v2, video archs)
+_C.MODEL.PRETRAINED_PATH = ""  # local ImageNet-style checkpoint for the trunk; "" = random initialisation
+_C.MODEL.WEIGHTS = ""  # full unreid checkpoint loaded by tools/test.py (and to initialise training)
+_C.MODEL.LAST_STRIDE = 1  # stride of the last stage (1 doubles the final feature map, as usual in re-ID)
+_C.MODEL.POOLING = "avg"  # global pooling: "avg", "max" or "gem"
+_C.MODEL.GEM_P = 3.0  # initial exponent p of GeM pooling
+_C.MODEL.NECK = True  # BatchNorm1d neck on the pooled embedding (BNNeck)
+_C.MODEL.EMBED_DIM = 0  # linear reduction of the embedding to this size; 0 keeps the backbone width
+_C.MODEL.DROPOUT = 0.0  # dropout on the embedding before the classifier (supervised training)
+_C.MODEL.CHANNELS_LAST = False  # channels-last memory format for the CNN trunk
+
+_C.MODEL.DSBN = CN()
+_C.MODEL.DSBN.ENABLED = True  # domain-specific BatchNorm when training uses several domains
+_C.MODEL.DSBN.NUM_DOMAINS = 0  # number of BN branches; 0 = number of source + target datasets
+_C.MODEL.DSBN.TEST_DOMAIN = -1  # BN branch used at test time; -1 = the last domain (the target)
+
+_C.MODEL.BN = CN()
+_C.MODEL.BN.SAMPLES_PER_BN = 0  # compute BN statistics over groups of this many samples; 0 = whole batch
+_C.MODEL.BN.SYNC = False  # SyncBatchNorm across DDP ranks (ignored without torch.distributed)
+
+_C.MODEL.VIDEO = CN()
+_C.MODEL.VIDEO.PATCH_SIZE = 16  # spatial patch size of ViT-style video models (pixels)
+_C.MODEL.VIDEO.TUBELET = 2  # temporal size of a tubelet / cube embedding (frames)
+_C.MODEL.VIDEO.EMBED_DIM = 384  # token width of video transformers
+_C.MODEL.VIDEO.DEPTH = 12  # number of transformer blocks
+_C.MODEL.VIDEO.NUM_HEADS = 6  # attention heads per block
+_C.MODEL.VIDEO.MLP_RATIO = 4.0  # hidden width of the MLP relative to EMBED_DIM
+_C.MODEL.VIDEO.DROP_PATH = 0.1  # stochastic depth rate
+_C.MODEL.VIDEO.TEMPORAL_POOL = "avg"  # frame aggregation of the 2D baseline: "avg" or "attention"
+_C.MODEL.VIDEO.FRAME_TRUNK = "resnet50"  # per-frame trunk (backbone name) of the 2D baseline
+_C.MODEL.VIDEO.INFLATE_INIT = "mean"  # 2D->3D initialisation: "mean" (copy / t) or "center" (central frame)
+_C.MODEL.VIDEO.MASK_RATIO = 0.9  # VideoMAE tube-masking ratio
+_C.MODEL.VIDEO.CHECKPOINT_2D = ""  # local 2D ViT / ResNet checkpoint to inflate into the video model
+
+# ---------------------------------------------------------------------------------------
+_C.INPUT = CN()
+_C.INPUT.SIZE_TRAIN = [256, 128]  # (height, width) of training images, pixels
+_C.INPUT.SIZE_TEST = [256, 128]  # (height, width) of test images, pixels
+_C.INPUT.PIXEL_MEAN = [0.485, 0.456, 0.406]  # RGB mean used to normalise inputs in [0, 1]
+_C.INPUT.PIXEL_STD = [0.229, 0.224, 0.225]  # RGB std used to normalise inputs in [0, 1]
+_C.INPUT.FLIP_PROB = 0.5  # probability of a horizontal flip (training)
+_C.INPUT.PADDING = 10  # zero padding before the random crop back to SIZE_TRAIN (pixels); 0 disables
+_C.INPUT.ERASING_PROB = 0.5  # probability of random erasing (training)
+_C.INPUT.SEQ_LEN = 8  # frames per clip for video datasets
+_C.INPUT.SAMPLER_TRAIN = "segment"  # video clip sampling for training: "segment" (TSN) or "dense"
+_C.INPUT.SAMPLER_TEST = "all"  # video clip sampling for testing: "all" frames in clips, features averaged
+
+# ---------------------------------------------------------------------------------------
+_C.DATASETS = CN()
+_C.DATASETS.ROOT = "datasets"  # folder holding one sub-folder per dataset (see datasets/README.md)
+_C.DATASETS.SOURCE = []  # labelled source dataset names (empty for purely unsupervised learning)
+_C.DATASETS.TARGET = []  # unlabelled target dataset names
+_C.DATASETS.TEST = []  # datasets evaluated during/after training; empty = the targets
+_C.DATASETS.SKIP_CORRUPT = False  # skip (and count) unreadable images instead of failing
+_C.DATASETS.CUHK03_LABELED = False  # CUHK03 new protocol: labeled boxes instead of detected ones
+_C.DATASETS.VEHICLEID_TEST_SIZE = 800  # VehicleID test split: 800, 1600 or 2400
+_C.DATASETS.SYNTHETIC = CN()
+_C.DATASETS.SYNTHETIC.IDS = 0  # identities per split of generated synthetic sets; 0 = generator default
+_C.DATASETS.SYNTHETIC.CAMS = 0  # cameras of generated synthetic sets; 0 = generator default
+_C.DATASETS.SYNTHETIC.SIZE = [0, 0]  # (height, width) of generated images; 0 = generator default
+_C.DATASETS.SYNTHETIC.SEED = 0  # seed of the synthetic generator
+
+# ---------------------------------------------------------------------------------------
+_C.DATALOADER = CN()
+_C.DATALOADER.NUM_WORKERS = 2  # data loading worker processes
+_C.DATALOADER.NUM_INSTANCES = 4  # images per identity in an identity-balanced batch
+
+# ---------------------------------------------------------------------------------------
+_C.SOLVER = CN()
+_C.SOLVER.OPTIMIZER = "adam"  # "adam", "adamw" or "sgd"
+_C.SOLVER.BASE_LR = 3.5e-4  # learning rate after warm-up
+_C.SOLVER.WEIGHT_DECAY = 5e-4  # L2 weight decay
+_C.SOLVER.MOMENTUM = 0.9  # SGD momentum
+_C.SOLVER.MAX_EPOCHS = 50  # training epochs
+_C.SOLVER.ITERS = 400  # iterations per epoch
+_C.SOLVER.IMS_PER_BATCH = 64  # images per batch and domain group (source and target halves in UDA)
+_C.SOLVER.WARMUP_EPOCHS = 10  # linear warm-up length, epochs
+_C.SOLVER.WARMUP_FACTOR = 0.01  # learning-rate factor at the start of warm-up
+_C.SOLVER.STEPS = [20, 40]  # epochs at which the learning rate is multiplied by GAMMA
+_C.SOLVER.GAMMA = 0.1  # step decay factor
+_C.SOLVER.AMP = True  # automatic mixed precision on CUDA (ignored on CPU)
+_C.SOLVER.CHECKPOINT_PERIOD = 1  # epochs between checkpoints
+_C.SOLVER.LABEL_SMOOTHING = 0.1  # label smoothing of the supervised cross-entropy
+_C.SOLVER.TRIPLET_MARGIN = 0.3  # margin of the batch-hard triplet loss; 0 = soft margin
+_C.SOLVER.TRIPLET_WEIGHT = 1.0  # weight of the triplet loss in supervised training
+_C.SOLVER.TRIPLET_NORM_FEAT = False  # L2-normalise features before the triplet distances
+_C.SOLVER.METHOD = "spcl"  # training method (runner): "spcl" or "supervised"
+
+# ---------------------------------------------------------------------------------------
+_C.CLUSTER = CN()
+_C.CLUSTER.METHOD = "dbscan"  # pseudo-label generator: "dbscan" (Jaccard + DBSCAN) or "kmeans"
+_C.CLUSTER.K1 = 30  # k-reciprocal neighbourhood size k1 (Zhong et al., CVPR 2017)
+_C.CLUSTER.K2 = 6  # local query expansion size k2
+_C.CLUSTER.K1_PLUS_ONE = False  # search k1+1 neighbours as in the paper (published SpCL code uses k1)
+_C.CLUSTER.EPS = 0.6  # DBSCAN radius on the Jaccard distance
+_C.CLUSTER.EPS_GAP = 0.02  # gap of the looser / tighter DBSCAN runs of the reliability criterion
+_C.CLUSTER.MIN_SAMPLES = 4  # DBSCAN min_samples (the point itself counted)
+_C.CLUSTER.SELF_PACED = True  # apply the self-paced cluster reliability criterion
+_C.CLUSTER.NUM_CLUSTERS = 500  # k of k-means pseudo labels
+_C.CLUSTER.KNN_BACKEND = "auto"  # "auto", "faiss" or "torch"
+_C.CLUSTER.FEATURES = "memory"  # features clustered each epoch: "memory" (SpCL code) or "extract" (fresh pass)
+
+# ---------------------------------------------------------------------------------------
+_C.MEMORY = CN()
+_C.MEMORY.MOMENTUM = 0.2  # momentum m of memory updates: f <- m f + (1 - m) x
+_C.MEMORY.TEMPERATURE = 0.05  # temperature of the unified contrastive loss
+
+# ---------------------------------------------------------------------------------------
+_C.TEST = CN()
+_C.TEST.IMS_PER_BATCH = 128  # images per batch during feature extraction
+_C.TEST.EVAL_PERIOD = 1  # epochs between evaluations
+_C.TEST.EVAL_SOURCE = False  # also evaluate the source test sets
+_C.TEST.METRIC = "euclidean"  # distance of the ranking: "euclidean" (squared) or "cosine"
+_C.TEST.NORM_FEAT = True  # L2-normalise features before computing distances
+_C.TEST.FLIP = False  # average features of the image and its horizontal flip
+_C.TEST.BLOCK_SIZE = 2048  # query rows per distance block in feature-level evaluation
+_C.TEST.MAX_RANK = 50  # length of the CMC curve
+_C.TEST.RERANK = False  # k-reciprocal re-ranking of the distance at test time
+_C.TEST.RERANK_K1 = 20  # re-ranking k1
+_C.TEST.RERANK_K2 = 6  # re-ranking k2
+_C.TEST.RERANK_LAMBDA = 0.3  # weight of the original distance in re-ranking
+_C.TEST.FEATURES = ""  # saved .npz (arrays "query", "gallery") to evaluate instead of extracting
+_C.TEST.SAVE_FEATURES = False  # tools/test.py writes OUTPUT_DIR/features_<dataset>.npz

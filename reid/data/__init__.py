@@ -1,0 +1,1 @@
+"""Data: dataset parsers, synthetic generator, transforms, samplers and loaders."""

@@ -1,0 +1,214 @@
+"""Config -> runner: the one place where datasets, model, memory, labels and solver meet."""
+from __future__ import annotations
+
+import logging
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from reid.config import save_cfg
+from reid.data.build import (
+    build_dataset_from_cfg,
+    build_transform_from_cfg,
+    make_test_loader,
+    make_train_loader,
+)
+from reid.data.datasets.base import ReIDDataset
+from reid.engine.evaluator import DatasetEvaluator
+from reid.engine.loaders import DomainBatches
+from reid.engine.runner import BaseRunner
+from reid.solver import build_lr_scheduler, build_optimizer
+from reid.utils.distributed import get_rank, get_world_size, is_main_process
+from reid.utils.registry import Registry
+
+logger = logging.getLogger(__name__)
+
+RUNNER_REGISTRY = Registry("training method")
+
+
+def build_evaluator(cfg, test_sets: dict[str, ReIDDataset], device: torch.device,
+                    domain: int | None) -> DatasetEvaluator:
+    """The evaluator of ``TEST.*`` over ``test_sets``."""
+    transform = build_transform_from_cfg(cfg, is_train=False)
+    make_loader = lambda samples, is_video: make_test_loader(  # noqa: E731
+        samples, is_video=is_video, transform=transform, batch_size=cfg.TEST.IMS_PER_BATCH,
+        num_workers=cfg.DATALOADER.NUM_WORKERS, seq_len=cfg.INPUT.SEQ_LEN,
+        skip_corrupt=cfg.DATASETS.SKIP_CORRUPT,
+    )
+    rerank = None
+    if cfg.TEST.RERANK:
+        rerank = {"k1": cfg.TEST.RERANK_K1, "k2": cfg.TEST.RERANK_K2,
+                  "lambda_value": cfg.TEST.RERANK_LAMBDA}
+    return DatasetEvaluator(
+        test_sets, make_loader, device=device, domain=domain, flip=cfg.TEST.FLIP,
+        metric=cfg.TEST.METRIC, normalize=cfg.TEST.NORM_FEAT, block_size=cfg.TEST.BLOCK_SIZE,
+        max_rank=cfg.TEST.MAX_RANK, rerank=rerank, amp=cfg.SOLVER.AMP,
+    )
+
+
+def _load_all(cfg) -> tuple[list[ReIDDataset], list[ReIDDataset], dict[str, ReIDDataset]]:
+    """Parse every dataset first, so a missing one fails before any model is built."""
+    sources = [build_dataset_from_cfg(cfg, n) for n in cfg.DATASETS.SOURCE]
+    targets = [build_dataset_from_cfg(cfg, n) for n in cfg.DATASETS.TARGET]
+    named = dict(zip(cfg.DATASETS.SOURCE, sources)) | dict(zip(cfg.DATASETS.TARGET, targets))
+    test_names = list(cfg.DATASETS.TEST) or list(cfg.DATASETS.TARGET) or list(cfg.DATASETS.SOURCE)
+    if cfg.TEST.EVAL_SOURCE:
+        test_names += [n for n in cfg.DATASETS.SOURCE if n not in test_names]
+    tests = {n: named[n] if n in named else build_dataset_from_cfg(cfg, n) for n in test_names}
+    return sources, targets, tests
+
+
+def _drop_corrupt(dataset_list: list[ReIDDataset]) -> None:
+    from reid.data.torch_dataset import check_images
+
+    for ds in dataset_list:
+        if ds.is_video:
+            continue
+        bad = set(check_images(ds.train))
+        if bad:
+            logger.warning("%s: skipping %d unreadable training images", ds.name, len(bad))
+            ds.train = [s for s in ds.train if s[0] not in bad]
+
+
+def _solver(cfg, model) -> tuple[Any, Any]:
+    optimizer = build_optimizer(
+        model.parameters(), name=cfg.SOLVER.OPTIMIZER, lr=cfg.SOLVER.BASE_LR,
+        weight_decay=cfg.SOLVER.WEIGHT_DECAY, momentum=cfg.SOLVER.MOMENTUM,
+    )
+    scheduler = build_lr_scheduler(
+        optimizer, warmup_epochs=cfg.SOLVER.WARMUP_EPOCHS, warmup_factor=cfg.SOLVER.WARMUP_FACTOR,
+        steps=cfg.SOLVER.STEPS, gamma=cfg.SOLVER.GAMMA,
+    )
+    return optimizer, scheduler
+
+
+def _common(cfg, model, evaluator, device, writer) -> dict[str, Any]:
+    optimizer, scheduler = _solver(cfg, model)
+    return dict(
+        model=model, optimizer=optimizer, scheduler=scheduler, evaluator=evaluator,
+        output_dir=cfg.OUTPUT_DIR, max_epochs=cfg.SOLVER.MAX_EPOCHS, iters=cfg.SOLVER.ITERS,
+        eval_period=cfg.TEST.EVAL_PERIOD, checkpoint_period=cfg.SOLVER.CHECKPOINT_PERIOD,
+        device=device, amp=cfg.SOLVER.AMP, writer=writer,
+    )
+
+
+def _train_loader(cfg, samples, *, is_video, domain, balanced: bool, seed: int):
+    from reid.data.samplers import RandomIdentitySampler, RandomSampler
+
+    batch = cfg.SOLVER.IMS_PER_BATCH
+    total = cfg.SOLVER.ITERS * batch
+    if balanced:
+        sampler = RandomIdentitySampler(
+            [s[1] for s in samples], batch_size=batch, num_instances=cfg.DATALOADER.NUM_INSTANCES,
+            num_samples=total, seed=seed, rank=get_rank(), world_size=get_world_size(),
+        )
+    else:
+        sampler = RandomSampler(len(samples), num_samples=total, seed=seed, rank=get_rank(),
+                                world_size=get_world_size())
+    return make_train_loader(
+        samples, is_video=is_video, transform=build_transform_from_cfg(cfg, is_train=True),
+        sampler=sampler, batch_size=batch, num_workers=cfg.DATALOADER.NUM_WORKERS, domain=domain,
+        seq_len=cfg.INPUT.SEQ_LEN, clip_sampler=cfg.INPUT.SAMPLER_TRAIN,
+        skip_corrupt=cfg.DATASETS.SKIP_CORRUPT,
+    )
+
+
+@RUNNER_REGISTRY.register("spcl")
+def build_spcl_runner(cfg, device: torch.device, writer: Any = None) -> BaseRunner:
+    """SpCL for UDA (SOURCE and TARGET) or USL (TARGET only)."""
+    from reid.cluster import build_pseudo_labeler
+    from reid.engine.spcl import SpCLRunner
+    from reid.memory import HybridMemory
+    from reid.models import build_model, extract_features
+
+    sources, targets, tests = _load_all(cfg)
+    if not targets:
+        raise ValueError("SpCL needs at least one DATASETS.TARGET (SOURCE may be empty for USL)")
+    if cfg.DATASETS.SKIP_CORRUPT:
+        _drop_corrupt(sources + targets)
+    domains = sources + targets
+    num_domains = len(domains) if cfg.MODEL.DSBN.ENABLED else 1
+    if cfg.MODEL.DSBN.NUM_DOMAINS > 0:
+        num_domains = cfg.MODEL.DSBN.NUM_DOMAINS
+    model = build_model(cfg, num_classes=0, num_domains=num_domains).to(device)
+    test_domain = cfg.MODEL.DSBN.TEST_DOMAIN % num_domains
+    evaluator = build_evaluator(cfg, tests, device, domain=test_domain)
+
+    test_transform = build_transform_from_cfg(cfg, is_train=False)
+
+    def extract(domain: int) -> torch.Tensor:
+        ds = domains[domain]
+        loader = make_test_loader(
+            ds.train, is_video=ds.is_video, transform=test_transform,
+            batch_size=cfg.TEST.IMS_PER_BATCH, num_workers=cfg.DATALOADER.NUM_WORKERS,
+            seq_len=cfg.INPUT.SEQ_LEN, skip_corrupt=cfg.DATASETS.SKIP_CORRUPT,
+        )
+        was_training = model.training
+        model.eval()
+        feats, _, _ = extract_features(model, loader, device=device,
+                                       domain=min(domain, num_domains - 1), amp=cfg.SOLVER.AMP)
+        model.train(was_training)
+        return feats.float().cpu()
+
+    loaders, keys = [], []
+    for d, ds in enumerate(domains):
+        is_source = d < len(sources)
+        loaders.append(_train_loader(cfg, ds.train, is_video=ds.is_video,
+                                     domain=min(d, num_domains - 1), balanced=is_source,
+                                     seed=cfg.SEED + d))
+        keys.append("pid" if is_source else "index")
+    batches = DomainBatches(loaders, keys, domains=[min(d, num_domains - 1)
+                                                    for d in range(len(domains))])
+    memory = HybridMemory(
+        model.feat_dim,
+        source_classes=[ds.num_train_pids for ds in sources],
+        target_instances=[len(ds.train) for ds in targets],
+        temperature=cfg.MEMORY.TEMPERATURE,
+        momentum=cfg.MEMORY.MOMENTUM,
+    )
+    labelers = [build_pseudo_labeler(cfg, device=device) for _ in targets]
+    true_ids = [np.asarray([s[1] for s in ds.train]) for ds in targets]
+    return SpCLRunner(
+        memory=memory, labelers=labelers, batches=batches, extract=extract,
+        source_labels=[np.asarray([s[1] for s in ds.train]) for ds in sources],
+        target_true_ids=true_ids, cluster_on=cfg.CLUSTER.FEATURES,
+        **_common(cfg, model, evaluator, device, writer),
+    )
+
+
+@RUNNER_REGISTRY.register("supervised")
+def build_supervised_runner(cfg, device: torch.device, writer: Any = None) -> BaseRunner:
+    """Cross-entropy + triplet on the labelled DATASETS.SOURCE sets (combined, one BN)."""
+    from reid.data.datasets import combine_datasets
+    from reid.engine.supervised import SupervisedRunner
+    from reid.loss import CrossEntropyLabelSmooth, TripletLoss
+    from reid.models import build_model
+
+    sources, _, tests = _load_all(cfg)
+    if not sources:
+        raise ValueError("supervised training needs at least one DATASETS.SOURCE")
+    if cfg.DATASETS.SKIP_CORRUPT:
+        _drop_corrupt(sources)
+    train = combine_datasets(sources)
+    num_classes = len({s[1] for s in train})
+    model = build_model(cfg, num_classes=num_classes, num_domains=1).to(device)
+    evaluator = build_evaluator(cfg, tests, device, domain=0)
+    loader = _train_loader(cfg, train, is_video=sources[0].is_video, domain=0, balanced=True,
+                           seed=cfg.SEED)
+    batches = DomainBatches([loader], ["pid"])
+    triplet = TripletLoss(margin=cfg.SOLVER.TRIPLET_MARGIN) if cfg.SOLVER.TRIPLET_WEIGHT > 0 else None
+    return SupervisedRunner(
+        batches=batches, ce_loss=CrossEntropyLabelSmooth(num_classes, cfg.SOLVER.LABEL_SMOOTHING),
+        triplet_loss=triplet, triplet_weight=cfg.SOLVER.TRIPLET_WEIGHT,
+        **_common(cfg, model, evaluator, device, writer),
+    )
+
+
+def build_runner(cfg, device: torch.device, writer: Any = None) -> BaseRunner:
+    """Build the runner of ``SOLVER.METHOD``; writes ``OUTPUT_DIR/config.yaml`` first."""
+    if is_main_process():
+        save_cfg(cfg, Path(cfg.OUTPUT_DIR) / "config.yaml")
+    return RUNNER_REGISTRY.get(cfg.SOLVER.METHOD)(cfg, device=device, writer=writer)

@@ -1,0 +1,158 @@
+"""Command-line entry points behind ``tools/train.py`` and ``tools/test.py``.
+
+They live in the package (not in ``tools/``) so they are importable and testable, and are also
+installed as the ``reid-train`` / ``reid-test`` console scripts.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from reid.config import load_cfg, save_cfg
+from reid.utils.distributed import get_rank, init_distributed, is_main_process
+from reid.utils.env import seed_all
+from reid.utils.logging import setup_logger
+
+logger = logging.getLogger("reid.cli")
+
+
+def _parser(description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--config-file", default="", metavar="FILE", help="YAML config file")
+    parser.add_argument("opts", nargs=argparse.REMAINDER,
+                        help="KEY VALUE overrides, e.g. SOLVER.MAX_EPOCHS 10")
+    return parser
+
+
+def _writer(output_dir: str) -> Any:
+    if not is_main_process():
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # pragma: no cover - tensorboard is a dependency
+        logger.warning("tensorboard is not installed: no curves are written")
+        return None
+    return SummaryWriter(str(Path(output_dir) / "tb"))
+
+
+def train_main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """``tools/train.py --config-file F [--resume] [KEY VALUE ...]``; returns the last results."""
+    from reid.engine.build import build_runner
+
+    parser = _parser("Train a re-ID model (SpCL UDA / USL or supervised)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from OUTPUT_DIR/last.pth (a new run if it does not exist)")
+    args = parser.parse_args(argv)
+    cfg = load_cfg(args.config_file or None, args.opts)
+    device = init_distributed(cfg.DEVICE)
+    setup_logger(cfg.OUTPUT_DIR if is_main_process() else None)
+    seed_all(cfg.SEED + get_rank())
+    if cfg.DETERMINISTIC:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    logger.info("config %s on %s\n%s", args.config_file or "(defaults)", device, cfg.dump())
+    writer = _writer(cfg.OUTPUT_DIR)
+    try:
+        runner = build_runner(cfg, device=device, writer=writer)
+        results = runner.run(resume=args.resume)
+    finally:
+        if writer is not None:
+            writer.close()
+    if is_main_process() and runner.history:
+        first, last = runner.history[0], runner.history[-1]
+        print(_table([("before training", first), ("after training", last)]))
+    return results
+
+
+def _table(rows: list[tuple[str, dict[str, Any]]]) -> str:
+    head = f"{'':<18}{'mAP':>8}{'mINP':>8}{'rank-1':>8}{'rank-5':>8}{'rank-10':>9}"
+    lines = [head, "-" * len(head)]
+    for name, r in rows:
+        lines.append(f"{name:<18}" + "".join(
+            f"{100 * r[k]:{w}.1f}" for k, w in
+            (("mAP", 8), ("mINP", 8), ("rank1", 8), ("rank5", 8), ("rank10", 9))))
+    return "\n".join(lines)
+
+
+def test_main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """``tools/test.py --config-file F [KEY VALUE ...]``: evaluate ``MODEL.WEIGHTS`` (or features).
+
+    Writes ``OUTPUT_DIR/eval.json`` with ``mAP``, ``mINP``, ``rank1``, ``rank5``, ``rank10``
+    (fractions) of the first test set, and per-dataset results under ``datasets``.
+    """
+    from reid.engine.build import build_evaluator
+    from reid.data.build import build_dataset_from_cfg
+    from reid.models import build_model, load_pretrained
+
+    args = _parser("Evaluate a re-ID model on query / gallery").parse_args(argv)
+    cfg = load_cfg(args.config_file or None, args.opts)
+    device = init_distributed(cfg.DEVICE)
+    setup_logger(cfg.OUTPUT_DIR)
+    save_cfg(cfg, Path(cfg.OUTPUT_DIR) / "config.yaml")
+    names = list(cfg.DATASETS.TEST) or list(cfg.DATASETS.TARGET) or list(cfg.DATASETS.SOURCE)
+    if not names:
+        raise ValueError("nothing to evaluate: set DATASETS.TEST (or TARGET / SOURCE)")
+    tests = {n: build_dataset_from_cfg(cfg, n) for n in names}
+    if cfg.TEST.FEATURES:
+        results = {n: _evaluate_saved(cfg, ds) for n, ds in tests.items()}
+    else:
+        num_domains = max(1, cfg.MODEL.DSBN.NUM_DOMAINS)
+        model = build_model(cfg, num_classes=0, num_domains=num_domains).to(device)
+        if cfg.MODEL.WEIGHTS:
+            load_pretrained(model, cfg.MODEL.WEIGHTS)
+        else:
+            logger.warning("MODEL.WEIGHTS is empty: evaluating an untrained model")
+        evaluator = build_evaluator(cfg, tests, device,
+                                    domain=cfg.MODEL.DSBN.TEST_DOMAIN % num_domains)
+        evaluator.keep_features = cfg.TEST.SAVE_FEATURES
+        results = evaluator.evaluate(model)
+        for name, arrays in evaluator.saved_features.items():
+            feat_path = Path(cfg.OUTPUT_DIR) / f"features_{name}.npz"
+            np.savez(feat_path, **arrays)
+            logger.info("wrote %s (evaluate it again with TEST.FEATURES %s)", feat_path, feat_path)
+    rows = [(n[:18], r) for n, r in results.items()]
+    print(_table(rows))
+    first = next(iter(results.values()))
+    out = {k: float(first[k]) for k in ("mAP", "mINP", "rank1", "rank5", "rank10")}
+    out["datasets"] = {n: {k: float(r[k]) for k in ("mAP", "mINP", "rank1", "rank5", "rank10")}
+                       for n, r in results.items()}
+    path = Path(cfg.OUTPUT_DIR) / "eval.json"
+    path.write_text(json.dumps(out, indent=2), encoding="utf-8")
+    logger.info("wrote %s", path)
+    return out
+
+
+def _evaluate_saved(cfg, dataset) -> dict[str, Any]:
+    """Evaluate features saved as ``.npz`` with ``query``/``gallery`` (N, D) arrays."""
+    from reid.evaluation import evaluate_features
+
+    path = Path(cfg.TEST.FEATURES)
+    if not path.is_file():
+        raise FileNotFoundError(f"TEST.FEATURES file not found: {path}")
+    data = np.load(path)
+    for key in ("query", "gallery"):
+        if key not in data:
+            raise KeyError(f"{path} has no '{key}' array (expected keys 'query' and 'gallery')")
+    qf, gf = torch.from_numpy(data["query"]).float(), torch.from_numpy(data["gallery"]).float()
+    if len(qf) != len(dataset.query) or len(gf) != len(dataset.gallery):
+        raise ValueError(
+            f"{path}: {len(qf)} query / {len(gf)} gallery features but dataset {dataset.name} has "
+            f"{len(dataset.query)} / {len(dataset.gallery)} images"
+        )
+    rerank = None
+    if cfg.TEST.RERANK:
+        rerank = {"k1": cfg.TEST.RERANK_K1, "k2": cfg.TEST.RERANK_K2,
+                  "lambda_value": cfg.TEST.RERANK_LAMBDA}
+    return evaluate_features(
+        qf, gf,
+        np.asarray([s[1] for s in dataset.query]), np.asarray([s[1] for s in dataset.gallery]),
+        np.asarray([s[2] for s in dataset.query]), np.asarray([s[2] for s in dataset.gallery]),
+        metric=cfg.TEST.METRIC, normalize=cfg.TEST.NORM_FEAT, block_size=cfg.TEST.BLOCK_SIZE,
+        max_rank=cfg.TEST.MAX_RANK, rerank=rerank,
+    )

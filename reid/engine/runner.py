@@ -1,0 +1,242 @@
+"""The training loop shared by every method.
+
+A method is a subclass of :class:`BaseRunner` that fills in exactly two places, as in
+OpenUnReID: :meth:`BaseRunner.update_labels` (once per epoch, e.g. clustering for SpCL) and
+:meth:`BaseRunner.train_step` (one optimisation step). Everything else -- epochs, schedules,
+evaluation, checkpoints, resume, logging -- lives here once.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from reid.engine.evaluator import DatasetEvaluator
+from reid.utils.checkpoint import load_checkpoint, save_checkpoint
+from reid.utils.env import get_rng_state, set_rng_state
+from reid.utils.distributed import is_main_process
+
+logger = logging.getLogger(__name__)
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training produced a NaN or infinite loss; the last good checkpoint is kept."""
+
+
+class BaseRunner:
+    """Epoch loop: ``update_labels(epoch)`` then ``iters`` x ``train_step(iteration)``.
+
+    Args:
+        model: the encoder (train-mode forward returns a dict, eval-mode normalised features).
+        optimizer, scheduler: epoch-based scheduler stepped after every epoch.
+        evaluator: evaluates the model on the test sets (or None to skip evaluation).
+        output_dir: where ``last.pth``, ``best.pth``, ``metrics.jsonl``, ``eval.json`` go.
+        max_epochs, iters: epochs and iterations per epoch.
+        eval_period, checkpoint_period: in epochs.
+        device: where the model lives.
+        amp: bf16 autocast on CUDA (ignored on CPU).
+        writer: optional TensorBoard ``SummaryWriter``.
+    """
+
+    def __init__(
+        self,
+        *,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LRScheduler,
+        evaluator: DatasetEvaluator | None,
+        output_dir: str | Path,
+        max_epochs: int,
+        iters: int,
+        eval_period: int = 1,
+        checkpoint_period: int = 1,
+        device: torch.device | str = "cpu",
+        amp: bool = False,
+        writer: Any = None,
+    ) -> None:
+        self.model = model
+        self.optimizer = optimizer
+        self.scheduler = scheduler
+        self.evaluator = evaluator
+        self.output_dir = Path(output_dir)
+        self.max_epochs = max_epochs
+        self.iters = iters
+        self.eval_period = max(1, eval_period)
+        self.checkpoint_period = max(1, checkpoint_period)
+        self.device = torch.device(device)
+        self.amp = amp and self.device.type == "cuda"
+        self.writer = writer
+        self.epoch = 0
+        self.best_map = -1.0
+        self.global_step = 0
+        self.history: list[dict[str, Any]] = []
+
+    # ----------------------------------------------------------------- method hooks
+    def update_labels(self, epoch: int) -> dict[str, float]:
+        """Recompute training targets at the start of ``epoch``; returns statistics to log."""
+        return {}
+
+    def train_step(self, iteration: int) -> dict[str, torch.Tensor]:
+        """One optimisation step; returns the losses (their sum is back-propagated)."""
+        raise NotImplementedError
+
+    def after_backward(self) -> None:
+        """Called after ``optimizer.step()`` (e.g. momentum memory updates)."""
+
+    def method_state(self) -> dict[str, Any]:
+        """Extra state of the method saved in checkpoints (memory, label state...)."""
+        return {}
+
+    def load_method_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`method_state` returned."""
+
+    def set_epoch(self, epoch: int) -> None:
+        """Tell samplers the epoch (deterministic shuffling, exact resume)."""
+
+    # ----------------------------------------------------------------- loop
+    def autocast(self):
+        """bf16 autocast on CUDA when AMP is on; a no-op context otherwise."""
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp)
+
+    def run(self, resume: bool = False) -> dict[str, Any]:
+        """Train from scratch or from ``output_dir/last.pth``; returns the last evaluation."""
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        last = self.output_dir / "last.pth"
+        if resume and last.is_file():
+            self.load(last)
+            logger.info("resumed from %s at epoch %d", last, self.epoch)
+        else:
+            if resume:
+                logger.warning("--resume given but %s does not exist: starting a new run", last)
+            (self.output_dir / "metrics.jsonl").unlink(missing_ok=True)
+            self.before_train()
+            self.evaluate_and_log(epoch=-1, extra={})
+        results: dict[str, Any] = self.history[-1] if self.history else {}
+        while self.epoch < self.max_epochs:
+            epoch = self.epoch
+            self.set_epoch(epoch)
+            stats = self.update_labels(epoch)
+            for key, value in stats.items():
+                self._scalar(f"labels/{key}", value, epoch)
+            self.train_epoch(epoch)
+            self.scheduler.step()
+            self.epoch = epoch + 1
+            if self.epoch % self.eval_period == 0 or self.epoch == self.max_epochs:
+                results = self.evaluate_and_log(epoch=epoch, extra=stats)
+            if self.epoch % self.checkpoint_period == 0 or self.epoch == self.max_epochs:
+                self.save(last)
+        return results
+
+    def before_train(self) -> None:
+        """Called once before the initial evaluation of a new (not resumed) run."""
+
+    def train_epoch(self, epoch: int) -> None:
+        self.model.train()
+        meters: dict[str, float] = {}
+        bar = tqdm(range(self.iters), desc=f"epoch {epoch}", disable=not is_main_process(),
+                   leave=False, dynamic_ncols=True)
+        start = time.perf_counter()
+        for it in bar:
+            losses = self.train_step(it)
+            total = sum(losses.values())
+            if not torch.isfinite(total.detach()):
+                raise NonFiniteLossError(
+                    f"non-finite loss at epoch {epoch} iteration {it}: "
+                    f"{ {k: float(v) for k, v in losses.items()} }; the last good checkpoint "
+                    f"{self.output_dir / 'last.pth'} is kept (lower SOLVER.BASE_LR?)"
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            self.optimizer.step()
+            self.after_backward()
+            self.global_step += 1
+            for key, value in losses.items():
+                meters[key] = meters.get(key, 0.0) + float(value.detach())
+                self._scalar(f"train/{key}", float(value.detach()), self.global_step)
+            bar.set_postfix({k: f"{v / (it + 1):.3f}" for k, v in meters.items()})
+        self._scalar("train/lr", self.optimizer.param_groups[0]["lr"], epoch)
+        elapsed = time.perf_counter() - start
+        logger.info(
+            "epoch %d: %s, lr %.2e, %.1f s",
+            epoch,
+            ", ".join(f"{k} {v / max(1, self.iters):.4f}" for k, v in meters.items()),
+            self.optimizer.param_groups[0]["lr"],
+            elapsed,
+        )
+
+    # ----------------------------------------------------------------- evaluation
+    def evaluate_and_log(self, epoch: int, extra: dict[str, float]) -> dict[str, Any]:
+        """Evaluate, append a line to ``metrics.jsonl``, write ``eval.json``, keep ``best.pth``."""
+        if self.evaluator is None or not is_main_process():
+            return {}
+        all_results = self.evaluator.evaluate(self.model)
+        first = next(iter(all_results.values()))
+        line = {"epoch": epoch, **{k: first[k] for k in ("mAP", "mINP", "rank1", "rank5", "rank10")}}
+        for name, res in all_results.items():
+            line[f"{name}/mAP"] = res["mAP"]
+            line[f"{name}/rank1"] = res["rank1"]
+        line.update({k: float(v) for k, v in extra.items()})
+        self.history.append(line)
+        with open(self.output_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(line) + "\n")
+        tmp = self.output_dir / "eval.json.tmp"
+        tmp.write_text(json.dumps(line, indent=2), encoding="utf-8")
+        tmp.replace(self.output_dir / "eval.json")
+        step = epoch + 1
+        for key in ("mAP", "mINP", "rank1", "rank5", "rank10"):
+            self._scalar(f"test/{key}", line[key], step)
+        if epoch >= 0 and line["mAP"] > self.best_map:
+            self.best_map = line["mAP"]
+            save_checkpoint({"model": self.model.state_dict(), "epoch": epoch + 1,
+                             "mAP": line["mAP"]}, self.output_dir / "best.pth")
+        logger.info(
+            "%s: mAP %.1f%%  mINP %.1f%%  rank-1 %.1f%%  rank-5 %.1f%%  rank-10 %.1f%%",
+            "initial model" if epoch < 0 else f"epoch {epoch}",
+            *(100 * line[k] for k in ("mAP", "mINP", "rank1", "rank5", "rank10")),
+        )
+        return line
+
+    def _scalar(self, tag: str, value: float, step: int) -> None:
+        if self.writer is not None and isinstance(value, (int, float)) and math.isfinite(value):
+            self.writer.add_scalar(tag, value, step)
+
+    # ----------------------------------------------------------------- checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "method": self.method_state(),
+            "epoch": self.epoch,
+            "global_step": self.global_step,
+            "best_map": self.best_map,
+            "history": [json.dumps(h) for h in self.history],
+            "rng": get_rng_state(),
+        }
+
+    def save(self, path: str | Path) -> None:
+        if is_main_process():
+            save_checkpoint(self.state_dict(), path)
+
+    def load(self, path: str | Path) -> None:
+        state = load_checkpoint(path, map_location="cpu")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.load_method_state(state["method"])
+        self.epoch = int(state["epoch"])
+        self.global_step = int(state["global_step"])
+        self.best_map = float(state["best_map"])
+        self.history = [json.loads(h) for h in state["history"]]
+        set_rng_state(state["rng"])
+        if is_main_process():  # drop evaluations logged after the checkpoint (a crash in between)
+            lines = "".join(json.dumps(h) + "\n" for h in self.history)
+            (self.output_dir / "metrics.jsonl").write_text(lines, encoding="utf-8")

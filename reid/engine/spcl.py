@@ -1,0 +1,142 @@
+"""SpCL: self-paced contrastive learning with a hybrid memory (Ge et al., NeurIPS 2020).
+
+Per epoch: cluster each target domain's features (Jaccard distance + DBSCAN + the self-paced
+reliability criterion), give the memory the new labels, then train with the unified contrastive
+loss over source class centroids, target cluster centroids and target outlier instances.
+With no source domain it is the unsupervised (USL) variant.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+from reid.engine.loaders import DomainBatches
+from reid.engine.runner import BaseRunner
+from reid.utils.distributed import broadcast_tensor, is_main_process
+
+logger = logging.getLogger(__name__)
+
+
+def label_quality(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
+    """NMI and ARI of pseudo labels against true ids; every outlier (-1) counts as a singleton."""
+    pred = pred.copy()
+    out = pred < 0
+    pred[out] = pred.max(initial=-1) + 1 + np.arange(int(out.sum()))
+    return {
+        "nmi": float(normalized_mutual_info_score(true, pred)),
+        "ari": float(adjusted_rand_score(true, pred)),
+    }
+
+
+class SpCLRunner(BaseRunner):
+    """SpCL for UDA (one or more sources, one or more targets) and USL (targets only).
+
+    Args:
+        memory: a :class:`reid.memory.HybridMemory` whose domains are the sources then targets.
+        labelers: one pseudo-labeler per target (``labeler(features) -> (labels, stats)`` with
+            ``state_dict``/``load_state_dict``; -1 marks un-clustered samples).
+        batches: draws one batch per domain per iteration (sources then targets).
+        extract: ``(domain_index) -> (N, D) features`` of that domain's training set, in order,
+            extracted with the domain's BN (used to initialise the memory and, with
+            ``cluster_on="extract"``, to cluster).
+        source_labels: per source, the (N,) training pids used for the class centroids.
+        target_true_ids: per target, the true ids of its training set (for NMI / ARI only),
+            or None.
+        cluster_on: "memory" (cluster the memory's instance features, as the published code)
+            or "extract" (a fresh extraction every epoch).
+        **kwargs: the arguments of :class:`BaseRunner`.
+    """
+
+    def __init__(
+        self,
+        *,
+        memory: Any,
+        labelers: Sequence[Any],
+        batches: DomainBatches,
+        extract: Callable[[int], torch.Tensor],
+        source_labels: Sequence[np.ndarray],
+        target_true_ids: Sequence[np.ndarray | None],
+        cluster_on: str = "memory",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if cluster_on not in ("memory", "extract"):
+            raise ValueError(f"cluster_on must be 'memory' or 'extract', got {cluster_on!r}")
+        self.memory = memory.to(self.device)
+        self.labelers = list(labelers)
+        self.batches = batches
+        self.extract = extract
+        self.source_labels = list(source_labels)
+        self.target_true_ids = list(target_true_ids)
+        self.cluster_on = cluster_on
+        self.num_sources = len(self.source_labels)
+        if len(self.labelers) != len(self.target_true_ids):
+            raise ValueError("one labeler per target domain is required")
+
+    def before_train(self) -> None:
+        """Initialise the memory from a full extraction (class centroids / instance features)."""
+        from reid.memory import class_centroids
+
+        for s, labels in enumerate(self.source_labels):
+            feats = F.normalize(self.extract(s), dim=1)
+            centroids = class_centroids(feats, torch.as_tensor(labels, dtype=torch.long))
+            self.memory.init_source(s, centroids.to(self.device))
+        for t in range(len(self.labelers)):
+            feats = F.normalize(self.extract(self.num_sources + t), dim=1)
+            self.memory.init_target(t, feats.to(self.device))
+        logger.info("memory initialised: %s", self.memory)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.batches.set_epoch(epoch)
+
+    def update_labels(self, epoch: int) -> dict[str, float]:
+        """Cluster every target domain and hand the labels to the memory."""
+        stats: dict[str, float] = {}
+        for t, labeler in enumerate(self.labelers):
+            if self.cluster_on == "memory":
+                feats = self.memory.target_features(t).detach().float().cpu()
+            else:
+                feats = F.normalize(self.extract(self.num_sources + t), dim=1)
+            labels = torch.empty(feats.shape[0], dtype=torch.long)
+            if is_main_process():
+                pred, st = labeler(feats)
+                labels = torch.as_tensor(np.asarray(pred), dtype=torch.long)
+                prefix = f"t{t}_" if len(self.labelers) > 1 else ""
+                for key, value in st.items():
+                    if isinstance(value, (int, float, np.integer, np.floating)):
+                        stats[prefix + key] = float(value)
+                true = self.target_true_ids[t]
+                if true is not None:
+                    stats.update({prefix + k: v for k, v in label_quality(pred, true).items()})
+            labels = broadcast_tensor(labels.to(self.device)).cpu()
+            self.memory.set_target_labels(t, labels.to(self.device))
+        logger.info("epoch %d pseudo labels: %s", epoch,
+                    ", ".join(f"{k} {v:.4g}" for k, v in stats.items()))
+        return stats
+
+    def train_step(self, iteration: int) -> dict[str, torch.Tensor]:
+        batch = self.batches.next(self.device)
+        with self.autocast():
+            out = self.model(batch["img"], domains=batch["domain"])
+        feats = F.normalize(out["feat"].float(), dim=1)
+        loss = self.memory(feats, batch["domain"], batch["index"])
+        return {"loss_contrast": loss}
+
+    def method_state(self) -> dict[str, Any]:
+        return {
+            "memory": self.memory.state_dict(),
+            "labelers": [lab.state_dict() for lab in self.labelers],
+            "batches": self.batches.state_dict(),
+        }
+
+    def load_method_state(self, state: dict[str, Any]) -> None:
+        self.memory.load_state_dict(state["memory"])
+        for lab, st in zip(self.labelers, state["labelers"]):
+            lab.load_state_dict(st)
+        self.batches.load_state_dict(state["batches"])

@@ -1,0 +1,4 @@
+"""Small shared utilities (registries, logging, checkpoints, seeding)."""
+from reid.utils.registry import Registry
+
+__all__ = ["Registry"]
