@@ -114,6 +114,7 @@ _C.CLUSTER.EPS_GAP = 0.02  # gap of the looser / tighter DBSCAN runs of the reli
 _C.CLUSTER.MIN_SAMPLES = 4  # DBSCAN min_samples (the point itself counted)
 _C.CLUSTER.SELF_PACED = True  # apply the self-paced cluster reliability criterion
 _C.CLUSTER.NUM_CLUSTERS = 500  # k of k-means pseudo labels
+_C.CLUSTER.KMEANS_NITER = 300  # Lloyd iterations of k-means pseudo labels (faiss)
 _C.CLUSTER.KNN_BACKEND = "auto"  # "auto", "faiss" or "torch"
 _C.CLUSTER.FEATURES = "memory"  # features clustered each epoch: "memory" (SpCL code) or "extract" (fresh pass)
 

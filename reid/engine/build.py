@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +52,8 @@ def _load_all(cfg) -> tuple[list[ReIDDataset], list[ReIDDataset], dict[str, ReID
     """Parse every dataset first, so a missing one fails before any model is built."""
     sources = [build_dataset_from_cfg(cfg, n) for n in cfg.DATASETS.SOURCE]
     targets = [build_dataset_from_cfg(cfg, n) for n in cfg.DATASETS.TARGET]
-    named = dict(zip(cfg.DATASETS.SOURCE, sources)) | dict(zip(cfg.DATASETS.TARGET, targets))
+    named = dict(zip(cfg.DATASETS.SOURCE, sources, strict=True))
+    named |= dict(zip(cfg.DATASETS.TARGET, targets, strict=True))
     test_names = list(cfg.DATASETS.TEST) or list(cfg.DATASETS.TARGET) or list(cfg.DATASETS.SOURCE)
     if cfg.TEST.EVAL_SOURCE:
         test_names += [n for n in cfg.DATASETS.SOURCE if n not in test_names]
@@ -199,7 +199,11 @@ def build_supervised_runner(cfg, device: torch.device, writer: Any = None) -> Ba
     loader = _train_loader(cfg, train, is_video=sources[0].is_video, domain=0, balanced=True,
                            seed=cfg.SEED)
     batches = DomainBatches([loader], ["pid"])
-    triplet = TripletLoss(margin=cfg.SOLVER.TRIPLET_MARGIN) if cfg.SOLVER.TRIPLET_WEIGHT > 0 else None
+    triplet = None
+    if cfg.SOLVER.TRIPLET_WEIGHT > 0:
+        triplet = TripletLoss(
+            margin=cfg.SOLVER.TRIPLET_MARGIN, normalize=cfg.SOLVER.TRIPLET_NORM_FEAT
+        )
     return SupervisedRunner(
         batches=batches, ce_loss=CrossEntropyLabelSmooth(num_classes, cfg.SOLVER.LABEL_SMOOTHING),
         triplet_loss=triplet, triplet_weight=cfg.SOLVER.TRIPLET_WEIGHT,

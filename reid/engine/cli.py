@@ -86,8 +86,8 @@ def test_main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     Writes ``OUTPUT_DIR/eval.json`` with ``mAP``, ``mINP``, ``rank1``, ``rank5``, ``rank10``
     (fractions) of the first test set, and per-dataset results under ``datasets``.
     """
-    from reid.engine.build import build_evaluator
     from reid.data.build import build_dataset_from_cfg
+    from reid.engine.build import build_evaluator
     from reid.models import build_model, load_pretrained
 
     args = _parser("Evaluate a re-ID model on query / gallery").parse_args(argv)

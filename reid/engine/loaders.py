@@ -56,18 +56,24 @@ class DomainBatches:
             return next(self._iters[i])
 
     def next(self, device: torch.device | str) -> dict[str, torch.Tensor]:
-        """The next concatenated batch on ``device``: ``img``, ``domain``, ``index``, ``pid``."""
-        imgs, domains, indexes, pids = [], [], [], []
+        """The next concatenated batch on ``device``.
+
+        Keys: ``img``; ``domain`` (the BN branch of each sample); ``dataset`` (the position of
+        its loader, i.e. the memory domain: sources then targets); ``index``; ``pid``.
+        """
+        imgs, domains, datasets, indexes, pids = [], [], [], [], []
         for i, key in enumerate(self.index_keys):
             batch = self._next(i)
             n = batch["img"].shape[0]
             imgs.append(batch["img"])
             domains.append(torch.full((n,), self.domains[i], dtype=torch.long))
+            datasets.append(torch.full((n,), i, dtype=torch.long))
             indexes.append(torch.as_tensor(batch[key], dtype=torch.long))
             pids.append(torch.as_tensor(batch["pid"], dtype=torch.long))
         return {
             "img": torch.cat(imgs).to(device, non_blocking=True),
             "domain": torch.cat(domains).to(device),
+            "dataset": torch.cat(datasets).to(device),
             "index": torch.cat(indexes).to(device),
             "pid": torch.cat(pids).to(device),
         }

@@ -11,7 +11,6 @@ import json
 import logging
 import math
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +20,8 @@ from tqdm import tqdm
 
 from reid.engine.evaluator import DatasetEvaluator
 from reid.utils.checkpoint import load_checkpoint, save_checkpoint
-from reid.utils.env import get_rng_state, set_rng_state
 from reid.utils.distributed import is_main_process
+from reid.utils.env import get_rng_state, set_rng_state
 
 logger = logging.getLogger(__name__)
 
@@ -179,7 +178,8 @@ class BaseRunner:
             return {}
         all_results = self.evaluator.evaluate(self.model)
         first = next(iter(all_results.values()))
-        line = {"epoch": epoch, **{k: first[k] for k in ("mAP", "mINP", "rank1", "rank5", "rank10")}}
+        keys = ("mAP", "mINP", "rank1", "rank5", "rank10")
+        line: dict[str, Any] = {"epoch": epoch, **{k: float(first[k]) for k in keys}}
         for name, res in all_results.items():
             line[f"{name}/mAP"] = res["mAP"]
             line[f"{name}/rank1"] = res["rank1"]

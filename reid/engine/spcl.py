@@ -125,7 +125,7 @@ class SpCLRunner(BaseRunner):
         with self.autocast():
             out = self.model(batch["img"], domains=batch["domain"])
         feats = F.normalize(out["feat"].float(), dim=1)
-        loss = self.memory(feats, batch["domain"], batch["index"])
+        loss = self.memory(feats, batch["dataset"], batch["index"])
         return {"loss_contrast": loss}
 
     def method_state(self) -> dict[str, Any]:
@@ -137,6 +137,6 @@ class SpCLRunner(BaseRunner):
 
     def load_method_state(self, state: dict[str, Any]) -> None:
         self.memory.load_state_dict(state["memory"])
-        for lab, st in zip(self.labelers, state["labelers"]):
+        for lab, st in zip(self.labelers, state["labelers"], strict=True):
             lab.load_state_dict(st)
         self.batches.load_state_dict(state["batches"])

@@ -24,7 +24,9 @@ def _adamw(params, lr: float, weight_decay: float, momentum: float) -> torch.opt
 
 @OPTIMIZER_REGISTRY.register("sgd")
 def _sgd(params, lr: float, weight_decay: float, momentum: float) -> torch.optim.Optimizer:
-    return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay, momentum=momentum, nesterov=True)
+    return torch.optim.SGD(
+        params, lr=lr, weight_decay=weight_decay, momentum=momentum, nesterov=True
+    )
 
 
 def build_optimizer(

@@ -8,9 +8,8 @@ Camera ids are 0-based integers.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
 
-Sample = tuple[Union[str, tuple[str, ...]], int, int]
+Sample = tuple[str | tuple[str, ...], int, int]
 
 
 class DatasetLayoutError(FileNotFoundError):
@@ -56,9 +55,9 @@ class ReIDDataset:
     def summary(self) -> str:
         """A small table of ids / images / cameras per split, for the log."""
         rows = []
-        for split, items in (("train", self.train), ("query", self.query), ("gallery", self.gallery)):
-            rows.append(
-                f"  {split:<8}| {len({s[1] for s in items}):6d} ids | {len(items):7d} "
-                f"{'tracklets' if self.is_video else 'images'} | {len({s[2] for s in items}):3d} cams"
-            )
+        unit = "tracklets" if self.is_video else "images"
+        splits = (("train", self.train), ("query", self.query), ("gallery", self.gallery))
+        for split, items in splits:
+            ids, cams = len({s[1] for s in items}), len({s[2] for s in items})
+            rows.append(f"  {split:<8}| {ids:6d} ids | {len(items):7d} {unit} | {cams:3d} cams")
         return f"dataset {self.name} ({self.root})\n" + "\n".join(rows)

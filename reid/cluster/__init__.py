@@ -1,0 +1,52 @@
+"""Pseudo labels at scale: exact kNN, sparse k-reciprocal Jaccard distance, DBSCAN (CPU and
+torch/GPU), SpCL's self-paced reliability criterion, k-means, and test-time re-ranking.
+
+``build_pseudo_labeler(cfg, device)`` picks the labeler named by ``CLUSTER.METHOD`` from
+:data:`PSEUDO_LABELERS`.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from reid.cluster.dbscan import dbscan, dbscan_cpu, dbscan_torch
+from reid.cluster.jaccard import jaccard_distance
+from reid.cluster.kmeans import KMeansLabeler, kmeans_labels
+from reid.cluster.knn import knn
+from reid.cluster.reliability import (
+    SelfPacedLabeler,
+    cluster_reliability,
+    independence_threshold,
+    relabel_kept,
+    self_paced_filter,
+)
+from reid.cluster.rerank import rerank_distance
+from reid.utils.registry import Registry
+
+__all__ = ["knn", "jaccard_distance", "dbscan", "dbscan_cpu", "dbscan_torch",
+           "cluster_reliability", "independence_threshold", "self_paced_filter", "relabel_kept",
+           "SelfPacedLabeler", "kmeans_labels", "KMeansLabeler", "rerank_distance",
+           "PSEUDO_LABELERS", "build_pseudo_labeler"]
+
+PSEUDO_LABELERS = Registry("pseudo labeler")
+
+
+@PSEUDO_LABELERS.register("dbscan")
+def _build_dbscan_labeler(cfg: Any, device: torch.device | str | None) -> SelfPacedLabeler:
+    c = cfg.CLUSTER
+    return SelfPacedLabeler(eps=c.EPS, eps_gap=c.EPS_GAP, min_samples=c.MIN_SAMPLES, k1=c.K1,
+                            k2=c.K2, self_paced=c.SELF_PACED, device=device,
+                            k1_plus_one=c.K1_PLUS_ONE, knn_backend=c.KNN_BACKEND)
+
+
+@PSEUDO_LABELERS.register("kmeans")
+def _build_kmeans_labeler(cfg: Any, device: torch.device | str | None) -> KMeansLabeler:
+    return KMeansLabeler(num_clusters=cfg.CLUSTER.NUM_CLUSTERS, niter=cfg.CLUSTER.KMEANS_NITER,
+                         seed=cfg.SEED, device=device)
+
+
+def build_pseudo_labeler(cfg: Any, device: torch.device | str | None = None) -> Any:
+    """The pseudo labeler named by ``cfg.CLUSTER.METHOD`` ("dbscan" or "kmeans"); it maps
+    (N, D) features to ``(labels int64 (N,), stats dict)`` and has ``state_dict``."""
+    return PSEUDO_LABELERS.get(cfg.CLUSTER.METHOD)(cfg, device)

@@ -1,0 +1,334 @@
+"""Sparse k-reciprocal Jaccard distance (Zhong et al., "Re-ranking Person Re-identification with
+k-reciprocal Encoding", CVPR 2017), as used for pseudo labels by SpCL (Ge et al., NeurIPS 2020).
+
+Definitions (features L2-normalised, d(i, j) = 2 - 2 x_i.x_j):
+
+* ``initial_rank[i]``: the ``kc`` nearest neighbours of i, itself first, with ``kc = k1`` by
+  default (the published SpCL code searches only k1 neighbours) or ``k1 + 1`` with
+  ``k1_plus_one=True`` (the paper), clipped to N.
+* R(i, k): j in ``initial_rank[i, :k+1]`` such that i in ``initial_rank[j, :k+1]`` (both lists
+  clipped to ``kc`` columns, exactly as ``k_reciprocal_neigh`` in the SpCL code).
+* Expansion: start from R(i, k1); for each j in R(i, k1) with |R(j, h) n R(i, k1)| > 2/3 |R(j, h)|,
+  h = round(k1 / 2) (half to even, like ``int(np.around(k1 / 2))``), add R(j, h); unique.
+* V[i, j] = softmax over the expanded set of -d(i, j); V_qe[i] = mean of V over the rows
+  ``initial_rank[i, :k2]``.
+* d_J(i, j) = 1 - m / (2 - m), m = sum_k min(V_qe[i, k], V_qe[j, k]); m = 0 gives 1.
+
+Everything is sparse: memory is O(N (k1 + k2)^2) (V has at most ~k1^2/2 entries per row, V_qe
+k2 times that, and the output only pairs that share a V_qe column); no N x N array is built.
+The kernels are numba-parallel (``cache=True``).
+"""
+from __future__ import annotations
+
+import logging
+
+import numba
+import numpy as np
+import scipy.sparse as sp
+import torch
+from numba import njit, prange
+
+from reid.cluster.knn import as_float32_matrix, knn
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["jaccard_distance", "l2_normalize", "reciprocal_neighbours", "sparse_v_qe",
+           "jaccard_rows"]
+
+
+def l2_normalize(x: np.ndarray, name: str = "features") -> np.ndarray:
+    """Row-wise L2 normalisation of a float32 (N, D) array; a zero row raises ValueError."""
+    norms = np.linalg.norm(x, axis=1)
+    zero = np.flatnonzero(norms == 0)
+    if zero.size:
+        raise ValueError(f"{name} row {zero[0]} has zero norm; cannot L2-normalise")
+    return np.ascontiguousarray(x / norms[:, None], dtype=np.float32)
+
+
+@njit(parallel=True, cache=True)
+def _reciprocal_kernel(rank, ncols):
+    n = rank.shape[0]
+    out = np.full((n, ncols), -1, np.int64)
+    cnt = np.zeros(n, np.int64)
+    for i in prange(n):
+        c = 0
+        for a in range(ncols):
+            j = rank[i, a]
+            for b in range(ncols):
+                if rank[j, b] == i:
+                    out[i, c] = j
+                    c += 1
+                    break
+        cnt[i] = c
+    return out, cnt
+
+
+def reciprocal_neighbours(rank: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """k-reciprocal sets R(i, k) from kNN lists.
+
+    Args:
+        rank: (N, kc) int64 kNN lists, self first.
+        k: the set uses the first ``min(k + 1, kc)`` columns of every list.
+
+    Returns:
+        ``(members, counts)``: (N, min(k+1, kc)) int64 padded with -1 (members in forward order)
+        and (N,) int64 set sizes.
+    """
+    ncols = min(k + 1, rank.shape[1])
+    return _reciprocal_kernel(np.ascontiguousarray(rank, dtype=np.int64), ncols)
+
+
+@njit(cache=True)
+def _expand_row(i, r1, c1, r2, c2, buf):
+    m = c1[i]
+    n = 0
+    for a in range(m):
+        buf[n] = r1[i, a]
+        n += 1
+    for a in range(m):
+        cand = r1[i, a]
+        mc = c2[cand]
+        inter = 0
+        for b in range(mc):
+            v = r2[cand, b]
+            for t in range(m):
+                if r1[i, t] == v:
+                    inter += 1
+                    break
+        if inter > (2.0 / 3.0) * mc:
+            for b in range(mc):
+                buf[n] = r2[cand, b]
+                n += 1
+    s = np.sort(buf[:n])
+    u = 0
+    for a in range(n):
+        if a == 0 or s[a] != s[a - 1]:
+            s[u] = s[a]
+            u += 1
+    return s[:u]
+
+
+@njit(parallel=True, cache=True)
+def _expansion_sizes(r1, c1, r2, c2):
+    n = r1.shape[0]
+    sizes = np.zeros(n, np.int64)
+    width = r1.shape[1] * (1 + r2.shape[1])
+    for i in prange(n):
+        buf = np.empty(width, np.int64)
+        sizes[i] = _expand_row(i, r1, c1, r2, c2, buf).shape[0]
+    return sizes
+
+
+@njit(parallel=True, cache=True)
+def _expansion_fill(r1, c1, r2, c2, x, indptr, indices, data):
+    n = r1.shape[0]
+    dim = x.shape[1]
+    width = r1.shape[1] * (1 + r2.shape[1])
+    for i in prange(n):
+        buf = np.empty(width, np.int64)
+        members = _expand_row(i, r1, c1, r2, c2, buf)
+        s = indptr[i]
+        m = members.shape[0]
+        best = -np.inf
+        for a in range(m):
+            j = members[a]
+            dot = 0.0
+            for t in range(dim):
+                dot += np.float64(x[i, t]) * np.float64(x[j, t])
+            neg = -(2.0 - 2.0 * dot)
+            data[s + a] = neg
+            indices[s + a] = j
+            if neg > best:
+                best = neg
+        tot = 0.0
+        for a in range(m):
+            e = np.exp(data[s + a] - best)
+            data[s + a] = e
+            tot += e
+        for a in range(m):
+            data[s + a] /= tot
+
+
+def sparse_v_qe(x: np.ndarray, rank: np.ndarray, k1: int, k2: int) -> sp.csr_matrix:
+    """The locally query-expanded encoding V_qe (float64 CSR, N x N, rows sum to 1).
+
+    Args:
+        x: (N, D) float32 L2-normalised features.
+        rank: (N, kc) int64 kNN lists, self first (kc is the number of searched neighbours).
+        k1: reciprocal neighbourhood size; R(i, k1) uses ``min(k1+1, kc)`` columns and
+            R(j, round(k1/2)) uses ``min(round(k1/2)+1, kc)`` columns.
+        k2: query-expansion size, clipped to kc (k2 = 1 gives V itself).
+    """
+    n, kc = rank.shape
+    r1, c1 = reciprocal_neighbours(rank, k1)
+    r2, c2 = reciprocal_neighbours(rank, int(round(k1 / 2)))
+    sizes = _expansion_sizes(r1, c1, r2, c2)
+    indptr = np.zeros(n + 1, np.int64)
+    np.cumsum(sizes, out=indptr[1:])
+    indices = np.empty(indptr[-1], np.int64)
+    data = np.empty(indptr[-1], np.float64)
+    _expansion_fill(r1, c1, r2, c2, x, indptr, indices, data)
+    v = sp.csr_matrix((data, indices, indptr), shape=(n, n))
+    k2 = max(1, min(k2, kc))
+    if k2 == 1:
+        return v
+    cols = rank[:, :k2].reshape(-1)
+    rows = np.repeat(np.arange(n, dtype=np.int64), k2)
+    avg = sp.csr_matrix((np.full(cols.size, 1.0 / k2), (rows, cols)), shape=(n, n))
+    v_qe = (avg @ v).tocsr()
+    v_qe.sort_indices()
+    return v_qe
+
+
+@njit(parallel=True, cache=True)
+def _jaccard_count(rows, vp, vi, tp, ti, ncols, nchunks):
+    nr = rows.shape[0]
+    counts = np.zeros(nr, np.int64)
+    for c in prange(nchunks):
+        mark = np.zeros(ncols, np.bool_)
+        touched = np.empty(ncols, np.int64)
+        for r in range(c * nr // nchunks, (c + 1) * nr // nchunks):
+            i = rows[r]
+            nt = 0
+            for a in range(vp[i], vp[i + 1]):
+                k = vi[a]
+                for b in range(tp[k], tp[k + 1]):
+                    j = ti[b]
+                    if not mark[j]:
+                        mark[j] = True
+                        touched[nt] = j
+                        nt += 1
+            for t in range(nt):
+                mark[touched[t]] = False
+            counts[r] = nt
+    return counts
+
+
+@njit(parallel=True, cache=True)
+def _jaccard_fill(rows, vp, vi, vd, tp, ti, td, ncols, nchunks, optr, oidx, odata):
+    nr = rows.shape[0]
+    for c in prange(nchunks):
+        acc = np.zeros(ncols, np.float64)
+        mark = np.zeros(ncols, np.bool_)
+        touched = np.empty(ncols, np.int64)
+        for r in range(c * nr // nchunks, (c + 1) * nr // nchunks):
+            i = rows[r]
+            nt = 0
+            for a in range(vp[i], vp[i + 1]):
+                k = vi[a]
+                vik = vd[a]
+                for b in range(tp[k], tp[k + 1]):
+                    j = ti[b]
+                    if not mark[j]:
+                        mark[j] = True
+                        touched[nt] = j
+                        nt += 1
+                    vjk = td[b]
+                    acc[j] += vik if vik < vjk else vjk
+            order = np.sort(touched[:nt])
+            s = optr[r]
+            for t in range(nt):
+                j = order[t]
+                m = acc[j]
+                d = 1.0 - m / (2.0 - m)
+                if d < 0.0:
+                    d = 0.0
+                oidx[s + t] = j
+                odata[s + t] = d
+                acc[j] = 0.0
+                mark[j] = False
+
+
+def jaccard_rows(v_qe: sp.csr_matrix, rows: np.ndarray, columns: sp.csr_matrix | None = None
+                 ) -> sp.csr_matrix:
+    """Jaccard distances d_J(rows[r], j) for every j sharing a V_qe column with rows[r].
+
+    Args:
+        v_qe: (N, M) CSR encoding of the rows (float64, sorted indices).
+        rows: (R,) int64 row indices of ``v_qe``.
+        columns: (Nc, M) CSR encoding of the candidates j; default ``v_qe`` itself.
+
+    Returns:
+        (R, Nc) float32 CSR, sorted indices, stored entries = distances < 1 (absent = 1).
+    """
+    cols = v_qe if columns is None else columns
+    inv = cols.T.tocsr()
+    inv.sort_indices()
+    rows = np.ascontiguousarray(rows, dtype=np.int64)
+    ncols = cols.shape[0]
+    nchunks = max(1, min(rows.size, 8 * numba.get_num_threads()))
+    vp, vi, vd = (v_qe.indptr.astype(np.int64), v_qe.indices.astype(np.int64),
+                  v_qe.data.astype(np.float64))
+    tp, ti, td = inv.indptr.astype(np.int64), inv.indices.astype(np.int64), inv.data
+    counts = _jaccard_count(rows, vp, vi, tp, ti, ncols, nchunks)
+    optr = np.zeros(rows.size + 1, np.int64)
+    np.cumsum(counts, out=optr[1:])
+    oidx = np.empty(optr[-1], np.int32 if ncols < 2**31 else np.int64)
+    odata = np.empty(optr[-1], np.float32)
+    _jaccard_fill(rows, vp, vi, vd, tp, ti, td.astype(np.float64), ncols, nchunks, optr, oidx,
+                  odata)
+    return sp.csr_matrix((odata, oidx, optr), shape=(rows.size, ncols))
+
+
+def jaccard_distance(features: np.ndarray | torch.Tensor, k1: int = 30, k2: int = 6,
+                     k1_plus_one: bool = False, device: str | torch.device | None = None,
+                     knn_backend: str = "auto", rank: np.ndarray | None = None
+                     ) -> sp.csr_matrix:
+    """Sparse k-reciprocal Jaccard distance between all rows of ``features``.
+
+    Args:
+        features: (N, D) float features; L2-normalised here (a zero or non-finite row raises).
+        k1: k-reciprocal neighbourhood size (SpCL: 30; test-time re-ranking: 20).
+        k2: local query-expansion size (6).
+        k1_plus_one: search k1 + 1 neighbours as in the paper; default False searches k1 like the
+            published SpCL code. The search size is clipped to N, so N < k1 works (every list then
+            holds all N points).
+        device: device of the kNN search (faiss-GPU / torch). The sparse kernels run on the CPU.
+        knn_backend: "auto", "faiss" or "torch" (see :func:`reid.cluster.knn.knn`).
+        rank: optional precomputed (N, kc) int64 kNN lists (self first) used instead of a search.
+
+    Returns:
+        (N, N) float32 ``scipy.sparse.csr_matrix`` with sorted indices. Stored entries are the
+        distances below 1 (pairs whose V_qe supports overlap); absent entries mean 1.0. Zero
+        distances are stored explicitly; the diagonal is always stored and exactly 0. The result
+        is exactly symmetric (the two float evaluations of m(i, j), m(j, i) are averaged).
+    """
+    x = l2_normalize(as_float32_matrix(features))
+    n = x.shape[0]
+    if k1 < 1 or k2 < 1:
+        raise ValueError(f"k1 and k2 must be >= 1, got k1={k1}, k2={k2}")
+    kc = min(n, k1 + 1 if k1_plus_one else k1)
+    if rank is None:
+        _, rank = knn(x, kc, device=device, backend=knn_backend)
+    else:
+        rank = np.ascontiguousarray(rank, dtype=np.int64)
+        if rank.shape[0] != n or not np.array_equal(rank[:, 0], np.arange(n)):
+            raise ValueError("rank must be (N, kc) kNN lists with each row's own index first")
+    v_qe = sparse_v_qe(x, rank, k1, k2)
+    dist = jaccard_rows(v_qe, np.arange(n, dtype=np.int64))
+    dist_t = dist.T.tocsr()
+    dist_t.sort_indices()
+    if not (np.array_equal(dist.indptr, dist_t.indptr)
+            and np.array_equal(dist.indices, dist_t.indices)):
+        raise RuntimeError("internal error: Jaccard support is not symmetric")
+    dist.data += dist_t.data
+    dist.data *= 0.5
+    np.clip(dist.data, 0.0, 1.0, out=dist.data)
+    del dist_t
+    diag = dist.indptr[:-1] + _diag_positions(dist.indptr, dist.indices)
+    dist.data[diag] = 0.0
+    logger.debug("Jaccard distance: N=%d, %.1f stored entries per row", n, dist.nnz / n)
+    return dist
+
+
+@njit(cache=True)
+def _diag_positions(indptr, indices):
+    n = indptr.shape[0] - 1
+    out = np.empty(n, np.int64)
+    for i in range(n):
+        out[i] = -1
+        for a in range(indptr[i], indptr[i + 1]):
+            if indices[a] == i:
+                out[i] = a - indptr[i]
+                break
+    return out

@@ -1,0 +1,194 @@
+"""Training samplers: identity-balanced PK batches and plain random streams, seeded per epoch.
+
+Every sampler draws from a stream that depends only on ``(seed, epoch)``
+(``numpy.random.default_rng([seed, epoch])``), so a run resumed at an epoch boundary sees the
+same samples after ``set_epoch(epoch)``. Both samplers yield *sample indices*; the DataLoader
+groups them with ``batch_size`` (and ``drop_last=True``).
+
+Distributed sharding: every rank builds the same seeded stream and takes its slice of it.
+:class:`RandomIdentitySampler` shards whole batches (rank ``r`` of ``W`` takes batches
+``r, r + W, r + 2W, ...``) so every rank's batch is still P identities x K instances;
+:class:`RandomSampler` shards single samples (elements ``r, r + W, ...``). ``num_samples`` is
+always the number of indices *this rank* yields per epoch.
+"""
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+from torch.utils.data import Sampler
+
+
+def _rng(seed: int, epoch: int) -> np.random.Generator:
+    if seed < 0 or epoch < 0:
+        raise ValueError(f"seed and epoch must be >= 0, got seed={seed}, epoch={epoch}")
+    return np.random.default_rng([int(seed), int(epoch)])
+
+
+def _check_rank(rank: int, world_size: int) -> None:
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise ValueError(f"need 0 <= rank < world_size, got rank={rank}, world_size={world_size}")
+
+
+class RandomIdentitySampler(Sampler[int]):
+    """PK sampling: batches of P = ``batch_size // num_instances`` distinct identities with K =
+    ``num_instances`` images each (Hermans et al. 2017).
+
+    One pass over the identities: each identity's images are shuffled and cut into chunks of K
+    (an identity with fewer than K images gives one chunk drawn with replacement; a remainder
+    smaller than K is left out of that pass); then batches are formed by repeatedly picking P
+    distinct identities, uniformly among those with chunks left, and taking one chunk of each,
+    until fewer than P identities remain. Passes are concatenated for as long as needed.
+
+    Args:
+        pids: identity label of every training sample (any ints; index i of the dataset has
+            identity ``pids[i]``).
+        batch_size: P x K, images per batch on this rank.
+        num_instances: K (>= 1, divides ``batch_size``).
+        num_samples: indices yielded per epoch on this rank; with ``num_iters`` None and this
+            None the sampler is infinite. Need not be a multiple of ``batch_size`` (the stream
+            is cut there).
+        num_iters: alternatively the number of batches per epoch (``num_samples = num_iters *
+            batch_size``).
+        seed: base seed (>= 0).
+        rank, world_size: distributed sharding (see the module docstring).
+    """
+
+    def __init__(
+        self,
+        pids: Sequence[int],
+        batch_size: int,
+        num_instances: int = 4,
+        num_samples: int | None = None,
+        num_iters: int | None = None,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        if num_instances < 1 or batch_size < num_instances or batch_size % num_instances:
+            raise ValueError(
+                f"batch_size ({batch_size}) must be a positive multiple of num_instances "
+                f"({num_instances})"
+            )
+        if num_samples is not None and num_iters is not None:
+            raise ValueError("give num_samples or num_iters, not both")
+        if num_iters is not None:
+            num_samples = int(num_iters) * batch_size
+        if num_samples is not None and num_samples < 0:
+            raise ValueError(f"num_samples must be >= 0, got {num_samples}")
+        _check_rank(rank, world_size)
+        _rng(seed, 0)
+        pids = np.asarray(list(pids))
+        if pids.size == 0:
+            raise ValueError("RandomIdentitySampler got an empty list of pids")
+        self.batch_size = int(batch_size)
+        self.num_instances = int(num_instances)
+        self.num_pids_per_batch = self.batch_size // self.num_instances
+        ids, inverse = np.unique(pids, return_inverse=True)
+        if len(ids) < self.num_pids_per_batch:
+            raise ValueError(
+                f"{len(ids)} identities cannot fill batches of {self.num_pids_per_batch} distinct "
+                f"identities (batch_size {batch_size} / num_instances {num_instances})"
+            )
+        order = np.argsort(inverse, kind="stable")
+        bounds = np.cumsum(np.bincount(inverse, minlength=len(ids)))[:-1]
+        self.index_lists = np.split(order, bounds)
+        self.num_samples = num_samples
+        self.seed = int(seed)
+        self.rank = rank
+        self.world_size = world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the stream of ``epoch`` (call before creating the DataLoader iterator)."""
+        self.epoch = int(epoch)
+
+    def _one_pass(self, rng: np.random.Generator) -> list[np.ndarray]:
+        k, p = self.num_instances, self.num_pids_per_batch
+        chunks: list[list[np.ndarray]] = []
+        for idxs in self.index_lists:
+            if len(idxs) < k:
+                chunks.append([rng.choice(idxs, size=k, replace=True)])
+            else:
+                perm = rng.permutation(idxs)
+                n = len(perm) // k
+                chunks.append([perm[i * k:(i + 1) * k] for i in range(n)])
+        left = np.array([len(c) for c in chunks])
+        batches = []
+        while int((left > 0).sum()) >= p:
+            avail = np.flatnonzero(left > 0)
+            chosen = rng.choice(avail, size=p, replace=False)
+            batches.append(np.concatenate([chunks[c][len(chunks[c]) - left[c]] for c in chosen]))
+            left[chosen] -= 1
+        return batches
+
+    def _batches(self) -> Iterator[np.ndarray]:
+        rng = _rng(self.seed, self.epoch)
+        while True:
+            yield from self._one_pass(rng)
+
+    def __iter__(self) -> Iterator[int]:
+        mine = itertools.islice(self._batches(), self.rank, None, self.world_size)
+        indices = (int(i) for batch in mine for i in batch)
+        if self.num_samples is None:
+            return indices
+        return itertools.islice(indices, self.num_samples)
+
+    def __len__(self) -> int:
+        if self.num_samples is None:
+            raise TypeError("an infinite RandomIdentitySampler has no length")
+        return self.num_samples
+
+
+class RandomSampler(Sampler[int]):
+    """Uniform random order over ``range(data_size)``: concatenated seeded permutations (every
+    sample once per pass, no replacement within a pass), for unlabelled target data.
+
+    Args:
+        data_size: number of samples of the dataset (>= 1).
+        num_samples: indices yielded per epoch on this rank; None = infinite stream.
+        seed: base seed (>= 0).
+        rank, world_size: distributed sharding (element-wise, see the module docstring).
+    """
+
+    def __init__(
+        self,
+        data_size: int,
+        num_samples: int | None = None,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        if data_size < 1:
+            raise ValueError(f"RandomSampler needs data_size >= 1, got {data_size}")
+        if num_samples is not None and num_samples < 0:
+            raise ValueError(f"num_samples must be >= 0, got {num_samples}")
+        _check_rank(rank, world_size)
+        _rng(seed, 0)
+        self.data_size = int(data_size)
+        self.num_samples = num_samples
+        self.seed = int(seed)
+        self.rank = rank
+        self.world_size = world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the stream of ``epoch`` (call before creating the DataLoader iterator)."""
+        self.epoch = int(epoch)
+
+    def _stream(self) -> Iterator[int]:
+        rng = _rng(self.seed, self.epoch)
+        while True:
+            yield from (int(i) for i in rng.permutation(self.data_size))
+
+    def __iter__(self) -> Iterator[int]:
+        mine = itertools.islice(self._stream(), self.rank, None, self.world_size)
+        if self.num_samples is None:
+            return mine
+        return itertools.islice(mine, self.num_samples)
+
+    def __len__(self) -> int:
+        if self.num_samples is None:
+            raise TypeError("an infinite RandomSampler has no length")
+        return self.num_samples

@@ -1,0 +1,180 @@
+"""Load weights from a local checkpoint file (nothing is ever downloaded)."""
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+logger = logging.getLogger(__name__)
+
+_DSBN_KEY = re.compile(r"^(?P<prefix>.*\.)?dsbn\.(?P<domain>\d+)\.(?P<name>[^.]+)$")
+_SHOW = 8
+
+
+class LoadReport(NamedTuple):
+    """Outcome of :func:`load_pretrained` (model-side key names)."""
+
+    loaded: list[str]
+    missing: list[str]
+    unexpected: list[str]
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
+    """The tensor state dict stored in ``path``.
+
+    Accepts a plain state dict (torchvision format), a dict with a ``"model"`` state dict (unreid
+    checkpoints) or with a ``"state_dict"`` one; strips DDP's ``module.`` prefixes. Loaded with
+    ``torch.load(map_location="cpu", weights_only=True)``.
+
+    Raises:
+        FileNotFoundError: the file does not exist (the message says where weights go).
+        RuntimeError: the file cannot be read as a checkpoint.
+        ValueError: it holds no tensor state dict.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"weights file not found: {path}. Nothing is downloaded: copy a torchvision-format "
+            "or unreid checkpoint to a local path and point MODEL.PRETRAINED_PATH (ImageNet trunk) "
+            "or MODEL.WEIGHTS (full model) at it, e.g. ../shared/weights/"
+            "mobilenet_v2_imagenet_features.pth for mobilenet_v2"
+        )
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - re-raised with the file name
+        raise RuntimeError(f"cannot read checkpoint {path}: {err}") from err
+    if isinstance(obj, Mapping):
+        for key in ("model", "state_dict"):
+            if isinstance(obj.get(key), Mapping):
+                obj = obj[key]
+                break
+    if not isinstance(obj, Mapping) or not obj:
+        raise ValueError(f"{path} holds no state dict (got {type(obj).__name__})")
+    state = {}
+    for key, value in obj.items():
+        if not isinstance(value, Tensor):
+            raise ValueError(f"{path}: entry {key!r} is a {type(value).__name__}, not a tensor; "
+                             "expected a state dict or a dict with a 'model' state dict")
+        state[key[len("module."):] if key.startswith("module.") else key] = value
+    return state
+
+
+def _map_keys(ckpt: Mapping[str, Tensor], model_keys: set[str],
+              dsbn_domain: int) -> tuple[dict[str, Tensor], set[str]]:
+    """Checkpoint tensors under model key names, and the checkpoint keys used.
+
+    A plain BN entry ``p.name`` fills every DSBN branch ``p.dsbn.<d>.name`` of the model; DSBN
+    entries ``p.dsbn.<d>.name`` fill a plain BN ``p.name`` from branch ``dsbn_domain`` (-1: the
+    checkpoint's last branch).
+    """
+    out: dict[str, Tensor] = {}
+    used: set[str] = set()
+    collapse: dict[str, dict[int, str]] = {}
+    for key, value in ckpt.items():
+        if key in model_keys:
+            out[key] = value
+            used.add(key)
+            continue
+        m = _DSBN_KEY.match(key)
+        if m is not None:
+            plain = (m["prefix"] or "") + m["name"]
+            if plain in model_keys:
+                collapse.setdefault(plain, {})[int(m["domain"])] = key
+    for plain, branches in collapse.items():
+        domains = sorted(branches)
+        if not -len(domains) <= dsbn_domain < len(domains):
+            raise ValueError(f"dsbn_domain {dsbn_domain} out of range: the checkpoint has "
+                             f"{len(domains)} BN branches for {plain}")
+        src = branches[domains[dsbn_domain]]
+        out[plain] = ckpt[src]
+        used.update(branches.values())
+    for key in model_keys - out.keys():
+        m = _DSBN_KEY.match(key)
+        if m is not None:
+            plain = (m["prefix"] or "") + m["name"]
+            if plain in ckpt:
+                out[key] = ckpt[plain]
+                used.add(plain)
+    return out, used
+
+
+def _key_variants(ckpt: dict[str, Tensor], model: nn.Module) -> list[dict[str, Tensor]]:
+    """The checkpoint as is, with ``backbone.`` added (trunk into an encoder), and stripped."""
+    variants = [ckpt]
+    if isinstance(getattr(model, "backbone", None), nn.Module):
+        variants.append({f"backbone.{k}": v for k, v in ckpt.items()})
+    stripped = {k[len("backbone."):]: v for k, v in ckpt.items() if k.startswith("backbone.")}
+    if stripped:
+        variants.append(stripped)
+    return variants
+
+
+def _preview(keys: list[str]) -> str:
+    more = f" ... (+{len(keys) - _SHOW} more)" if len(keys) > _SHOW else ""
+    return ", ".join(keys[:_SHOW]) + more
+
+
+def load_pretrained(model: nn.Module, path: str | os.PathLike, *, dsbn_domain: int = -1,
+                    ) -> LoadReport:
+    """Load the local checkpoint ``path`` into ``model`` (an encoder or a bare backbone).
+
+    Accepted layouts: torchvision ResNet / MobileNetV2 state dicts (``conv1.*``/``layer*.*`` or
+    ``features.*``; loaded into an encoder's ``backbone`` automatically, ``fc``/``classifier``
+    entries reported as unexpected), unreid checkpoints (``{"model": state_dict, ...}``) and plain
+    state dicts of the same model. Plain BN entries fill every branch of a domain-specific BN;
+    a DSBN checkpoint loaded into a plain model takes branch ``dsbn_domain`` (-1 = last).
+    Missing and unexpected keys are logged; loading is otherwise non-strict.
+
+    Args:
+        model: the module receiving the weights (modified in place).
+        path: local checkpoint file.
+        dsbn_domain: checkpoint branch used when collapsing DSBN entries into plain BNs.
+
+    Returns:
+        :class:`LoadReport` with the loaded, missing and unexpected key names.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist (nothing is downloaded).
+        ValueError: a tensor's shape differs from the model's (all such keys and shapes are
+            listed), or no checkpoint key matches the model at all.
+    """
+    ckpt = read_state_dict(path)
+    target = model.state_dict()
+    model_keys = set(target)
+    best: tuple[dict[str, Tensor], set[str], dict[str, Tensor]] | None = None
+    for variant in _key_variants(ckpt, model):
+        mapped, used = _map_keys(variant, model_keys, dsbn_domain)
+        if best is None or len(mapped) > len(best[0]):
+            best = (mapped, used, variant)
+    mapped, used, variant = best
+    if not mapped:
+        raise ValueError(
+            f"no key of {path} matches {type(model).__name__}: checkpoint keys "
+            f"{_preview(sorted(ckpt))}; model keys {_preview(sorted(model_keys))}"
+        )
+    bad = [(k, tuple(v.shape), tuple(target[k].shape)) for k, v in mapped.items()
+           if v.shape != target[k].shape]
+    if bad:
+        lines = "; ".join(f"{k}: checkpoint {cs} vs model {ms}" for k, cs, ms in bad[:20])
+        more = f" (+{len(bad) - 20} more)" if len(bad) > 20 else ""
+        raise ValueError(f"shape mismatch loading {path} into {type(model).__name__}: "
+                         f"{lines}{more}")
+    model.load_state_dict(mapped, strict=False)
+    missing = sorted(model_keys - mapped.keys())
+    unexpected = sorted(set(variant) - used)
+    logger.info("loaded %d/%d tensors of %s from %s", len(mapped), len(model_keys),
+                type(model).__name__, path)
+    important = [k for k in missing if not k.endswith("num_batches_tracked")]
+    if important:
+        logger.warning("%d model tensors not in %s (left as initialised): %s", len(important),
+                       path, _preview(important))
+    if unexpected:
+        logger.warning("%d tensors of %s unused by the model: %s", len(unexpected), path,
+                       _preview(unexpected))
+    return LoadReport(sorted(mapped), missing, unexpected)
