@@ -176,7 +176,11 @@ class BaseRunner:
         """Evaluate, append a line to ``metrics.jsonl``, write ``eval.json``, keep ``best.pth``."""
         if self.evaluator is None or not is_main_process():
             return {}
-        all_results = self.evaluator.evaluate(self.model)
+        rng = get_rng_state()  # evaluation must not shift the training random stream
+        try:
+            all_results = self.evaluator.evaluate(self.model)
+        finally:
+            set_rng_state(rng)
         first = next(iter(all_results.values()))
         keys = ("mAP", "mINP", "rank1", "rank5", "rank10")
         line: dict[str, Any] = {"epoch": epoch, **{k: float(first[k]) for k in keys}}
