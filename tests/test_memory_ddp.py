@@ -48,7 +48,7 @@ def test_ddp_ranks_update_identically(tmp_path: Path) -> None:
     if not dist.is_available():
         pytest.skip("torch.distributed is not available in this build")
     mp.spawn(_worker, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=WORLD, join=True)
-    results = [torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD)]
+    results = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(WORLD)]
 
     mem, feats, domains, indexes = _setup()
     for r in range(WORLD):  # the loss and gradient use the local batch with the old memory
