@@ -15,7 +15,9 @@ def setup_logger(output_dir: str | Path | None = None, level: int = logging.INFO
     """
     logger = logging.getLogger("reid")
     logger.setLevel(level)
-    logger.propagate = False
+    # Records still propagate to the root logger (which has no handler in the tools), so that
+    # pytest's caplog and applications embedding unreid see them.
+    logger.propagate = True
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
         handler.close()
