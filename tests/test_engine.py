@@ -56,6 +56,10 @@ def test_uda_resume_equals_uninterrupted_run(data_root, tmp_path):
     assert metrics("split")[-1] == metrics("full")[-1]
     assert {"mAP", "rank1", "rank5", "rank10", "num_clusters", "nmi"} <= set(metrics("full")[-1])
     assert (tmp_path / "split" / "config.yaml").is_file()
+    labels = {run: [json.loads(x) for x in (tmp_path / run / "labels.jsonl").read_text().splitlines()]
+              for run in ("full", "split")}
+    assert [x["epoch"] for x in labels["split"]] == [0, 1]  # one line per epoch, none repeated
+    assert labels["split"] == labels["full"]
 
 
 def test_supervised_training_improves_map_and_test_tool_reads_checkpoint(data_root, tmp_path):
@@ -94,3 +98,28 @@ def test_missing_dataset_fails_before_training(tmp_path):
 def test_unknown_method_is_a_clear_error(tmp_path):
     with pytest.raises(KeyError, match="mmt"):
         cli.train_main(["SOLVER.METHOD", "mmt", "OUTPUT_DIR", str(tmp_path)])
+
+
+def test_video_usl_runs_through_trainer_and_test_tool(data_root, tmp_path):
+    """Tracklets flow through the same SpCL pipeline (clip transforms, clip sampling, memory,
+    clustering, evaluation with all frames in clips averaged) and tools/test.py reproduces the
+    last evaluation from the checkpoint."""
+    video = ["--config-file", "configs/video/usl_synthetic_video.yaml", *TINY,
+             "DATASETS.ROOT", data_root, "MODEL.ARCH", "video_resnet2d_avg_tiny", "INPUT.SEQ_LEN", "2",
+             "TEST.IMS_PER_BATCH", "8"]
+    out = tmp_path / "video"
+    cli.train_main([*video, "OUTPUT_DIR", str(out), "SOLVER.MAX_EPOCHS", "1",
+                    "TEST.EVAL_PERIOD", "1"])
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [x["epoch"] for x in lines] == [-1, 0]
+    assert {"num_clusters", "nmi", "ari"} <= set(lines[-1])
+    memory = load_checkpoint(out / "last.pth")["method"]["memory"]
+    from reid.config import load_cfg
+    from reid.data.build import build_dataset_from_cfg
+
+    cfg = load_cfg(video[1], video[2:])
+    train = build_dataset_from_cfg(cfg, "synthetic_video_a").train
+    assert {v.shape[0] for v in memory.values() if v.ndim == 2} == {len(train)}  # per tracklet
+    res = cli.test_main([*video, "OUTPUT_DIR", str(tmp_path / "video_test"),
+                         "MODEL.WEIGHTS", str(out / "best.pth")])
+    assert res["mAP"] == pytest.approx(lines[-1]["mAP"], abs=1e-6)

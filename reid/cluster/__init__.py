@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from reid.cluster.camera import camera_centred
 from reid.cluster.dbscan import dbscan, dbscan_cpu, dbscan_torch
 from reid.cluster.jaccard import jaccard_distance
 from reid.cluster.kmeans import KMeansLabeler, kmeans_labels
@@ -24,7 +25,7 @@ from reid.cluster.reliability import (
 from reid.cluster.rerank import rerank_distance
 from reid.utils.registry import Registry
 
-__all__ = ["knn", "jaccard_distance", "dbscan", "dbscan_cpu", "dbscan_torch",
+__all__ = ["camera_centred", "knn", "jaccard_distance", "dbscan", "dbscan_cpu", "dbscan_torch",
            "cluster_reliability", "independence_threshold", "self_paced_filter", "relabel_kept",
            "SelfPacedLabeler", "kmeans_labels", "KMeansLabeler", "rerank_distance",
            "PSEUDO_LABELERS", "build_pseudo_labeler"]

@@ -116,6 +116,7 @@ _C.CLUSTER.SELF_PACED = True  # apply the self-paced cluster reliability criteri
 _C.CLUSTER.NUM_CLUSTERS = 500  # k of k-means pseudo labels
 _C.CLUSTER.KMEANS_NITER = 300  # Lloyd iterations of k-means pseudo labels (faiss)
 _C.CLUSTER.KNN_BACKEND = "auto"  # "auto", "faiss" or "torch"
+_C.CLUSTER.CAMERA_CENTRE = False  # subtract each camera's mean feature before clustering (not in SpCL)
 _C.CLUSTER.FEATURES = "memory"  # features clustered each epoch: "memory" (SpCL code) or "extract" (fresh pass)
 
 # ---------------------------------------------------------------------------------------

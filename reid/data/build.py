@@ -49,8 +49,13 @@ def build_dataset_from_cfg(cfg, name: str) -> ReIDDataset:
     return dataset
 
 
-def build_transform_from_cfg(cfg, is_train: bool):
-    """The train (augmenting) or test transform of ``INPUT.*``."""
+def build_transform_from_cfg(cfg, is_train: bool, is_video: bool = False):
+    """The train (augmenting) or test transform of ``INPUT.*``: per image, or (``is_video``)
+    one applied with the same random parameters to every frame of a clip."""
+    if is_video:
+        from reid.data.video_sampling import build_clip_transform_from_cfg
+
+        return build_clip_transform_from_cfg(cfg, is_train=is_train)
     from reid.data.transforms import build_transforms
 
     return build_transforms(cfg, is_train=is_train)

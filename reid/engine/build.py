@@ -31,9 +31,9 @@ RUNNER_REGISTRY = Registry("training method")
 def build_evaluator(cfg, test_sets: dict[str, ReIDDataset], device: torch.device,
                     domain: int | None) -> DatasetEvaluator:
     """The evaluator of ``TEST.*`` over ``test_sets``."""
-    transform = build_transform_from_cfg(cfg, is_train=False)
     make_loader = lambda samples, is_video: make_test_loader(  # noqa: E731
-        samples, is_video=is_video, transform=transform, batch_size=cfg.TEST.IMS_PER_BATCH,
+        samples, is_video=is_video, batch_size=cfg.TEST.IMS_PER_BATCH,
+        transform=build_transform_from_cfg(cfg, is_train=False, is_video=is_video),
         num_workers=cfg.DATALOADER.NUM_WORKERS, seq_len=cfg.INPUT.SEQ_LEN,
         skip_corrupt=cfg.DATASETS.SKIP_CORRUPT,
     )
@@ -109,7 +109,8 @@ def _train_loader(cfg, samples, *, is_video, domain, balanced: bool, seed: int):
         sampler = RandomSampler(len(samples), num_samples=total, seed=seed, rank=get_rank(),
                                 world_size=get_world_size())
     return make_train_loader(
-        samples, is_video=is_video, transform=build_transform_from_cfg(cfg, is_train=True),
+        samples, is_video=is_video,
+        transform=build_transform_from_cfg(cfg, is_train=True, is_video=is_video),
         sampler=sampler, batch_size=batch, num_workers=cfg.DATALOADER.NUM_WORKERS, domain=domain,
         seq_len=cfg.INPUT.SEQ_LEN, clip_sampler=cfg.INPUT.SAMPLER_TRAIN,
         skip_corrupt=cfg.DATASETS.SKIP_CORRUPT,
@@ -137,12 +138,11 @@ def build_spcl_runner(cfg, device: torch.device, writer: Any = None) -> BaseRunn
     test_domain = cfg.MODEL.DSBN.TEST_DOMAIN % num_domains
     evaluator = build_evaluator(cfg, tests, device, domain=test_domain)
 
-    test_transform = build_transform_from_cfg(cfg, is_train=False)
-
     def extract(domain: int) -> torch.Tensor:
         ds = domains[domain]
         loader = make_test_loader(
-            ds.train, is_video=ds.is_video, transform=test_transform,
+            ds.train, is_video=ds.is_video,
+            transform=build_transform_from_cfg(cfg, is_train=False, is_video=ds.is_video),
             batch_size=cfg.TEST.IMS_PER_BATCH, num_workers=cfg.DATALOADER.NUM_WORKERS,
             seq_len=cfg.INPUT.SEQ_LEN, skip_corrupt=cfg.DATASETS.SKIP_CORRUPT,
         )
@@ -175,6 +175,8 @@ def build_spcl_runner(cfg, device: torch.device, writer: Any = None) -> BaseRunn
         memory=memory, labelers=labelers, batches=batches, extract=extract,
         source_labels=[np.asarray([s[1] for s in ds.train]) for ds in sources],
         target_true_ids=true_ids, cluster_on=cfg.CLUSTER.FEATURES,
+        target_camids=[np.asarray([s[2] for s in ds.train]) for ds in targets],
+        camera_centre=cfg.CLUSTER.CAMERA_CENTRE,
         **_common(cfg, model, evaluator, device, writer),
     )
 

@@ -37,7 +37,9 @@ class BaseRunner:
         model: the encoder (train-mode forward returns a dict, eval-mode normalised features).
         optimizer, scheduler: epoch-based scheduler stepped after every epoch.
         evaluator: evaluates the model on the test sets (or None to skip evaluation).
-        output_dir: where ``last.pth``, ``best.pth``, ``metrics.jsonl``, ``eval.json`` go.
+        output_dir: where ``last.pth``, ``best.pth``, ``metrics.jsonl`` (one line per
+            evaluation), ``labels.jsonl`` (one line per epoch of label statistics, e.g. number
+            of clusters) and ``eval.json`` go.
         max_epochs, iters: epochs and iterations per epoch.
         eval_period, checkpoint_period: in epochs.
         device: where the model lives.
@@ -116,6 +118,7 @@ class BaseRunner:
             if resume:
                 logger.warning("--resume given but %s does not exist: starting a new run", last)
             (self.output_dir / "metrics.jsonl").unlink(missing_ok=True)
+            (self.output_dir / "labels.jsonl").unlink(missing_ok=True)
             self.before_train()
             self.evaluate_and_log(epoch=-1, extra={})
         results: dict[str, Any] = self.history[-1] if self.history else {}
@@ -125,6 +128,7 @@ class BaseRunner:
             stats = self.update_labels(epoch)
             for key, value in stats.items():
                 self._scalar(f"labels/{key}", value, epoch)
+            self._log_labels(epoch, stats)
             self.train_epoch(epoch)
             self.scheduler.step()
             self.epoch = epoch + 1
@@ -208,6 +212,11 @@ class BaseRunner:
         )
         return line
 
+    def _log_labels(self, epoch: int, stats: dict[str, float]) -> None:
+        if stats and is_main_process():
+            with open(self.output_dir / "labels.jsonl", "a", encoding="utf-8") as f:
+                f.write(json.dumps({"epoch": epoch, **stats}) + "\n")
+
     def _scalar(self, tag: str, value: float, step: int) -> None:
         if self.writer is not None and isinstance(value, (int, float)) and math.isfinite(value):
             self.writer.add_scalar(tag, value, step)
@@ -244,3 +253,8 @@ class BaseRunner:
         if is_main_process():  # drop evaluations logged after the checkpoint (a crash in between)
             lines = "".join(json.dumps(h) + "\n" for h in self.history)
             (self.output_dir / "metrics.jsonl").write_text(lines, encoding="utf-8")
+            labels = self.output_dir / "labels.jsonl"
+            if labels.is_file():
+                kept = [ln for ln in labels.read_text(encoding="utf-8").splitlines()
+                        if ln.strip() and json.loads(ln)["epoch"] < self.epoch]
+                labels.write_text("".join(ln + "\n" for ln in kept), encoding="utf-8")

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
+from reid.cluster.camera import camera_centred
 from reid.engine.loaders import DomainBatches
 from reid.engine.runner import BaseRunner
 from reid.utils.distributed import broadcast_tensor, is_main_process
@@ -50,6 +51,10 @@ class SpCLRunner(BaseRunner):
             or None.
         cluster_on: "memory" (cluster the memory's instance features, as the published code)
             or "extract" (a fresh extraction every epoch).
+        target_camids: per target, the (N,) camera ids of its training set; needed by
+            ``camera_centre``.
+        camera_centre: subtract each camera's mean feature before clustering
+            (:func:`reid.cluster.camera.camera_centred`); off in the published method.
         **kwargs: the arguments of :class:`BaseRunner`.
     """
 
@@ -63,6 +68,8 @@ class SpCLRunner(BaseRunner):
         source_labels: Sequence[np.ndarray],
         target_true_ids: Sequence[np.ndarray | None],
         cluster_on: str = "memory",
+        target_camids: Sequence[np.ndarray] | None = None,
+        camera_centre: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -75,6 +82,11 @@ class SpCLRunner(BaseRunner):
         self.source_labels = list(source_labels)
         self.target_true_ids = list(target_true_ids)
         self.cluster_on = cluster_on
+        self.camera_centre = camera_centre
+        self.target_camids = list(target_camids) if target_camids is not None else None
+        if camera_centre and (self.target_camids is None
+                              or len(self.target_camids) != len(self.target_true_ids)):
+            raise ValueError("camera_centre needs the camera ids of every target domain")
         self.num_sources = len(self.source_labels)
         if len(self.labelers) != len(self.target_true_ids):
             raise ValueError("one labeler per target domain is required")
@@ -103,6 +115,8 @@ class SpCLRunner(BaseRunner):
                 feats = self.memory.target_features(t).detach().float().cpu()
             else:
                 feats = F.normalize(self.extract(self.num_sources + t), dim=1)
+            if self.camera_centre:
+                feats = camera_centred(feats, torch.as_tensor(self.target_camids[t]))
             labels = torch.empty(feats.shape[0], dtype=torch.long)
             if is_main_process():
                 pred, st = labeler(feats)

@@ -1,0 +1,235 @@
+"""Real-data results on CUHK03 / CUHK01 from the ImageNet MobileNetV2 trunk (not run in CI).
+
+Runs the configs of ``configs/real/`` one after another with ``tools/train.py`` (a user's
+command, in a subprocess), records each run's wall time, and writes ``docs/RESULTS.md``: one
+row per run with its command, wall time, mAP / mINP / rank-1/5/10 of the last evaluation, the
+pseudo-label statistics of the last epoch (clusters, un-clustered, NMI / ARI against the true
+ids) for USL / UDA, the initial-model rows (the ImageNet trunk before any training) and the
+acceptance ratios (USL / supervised upper bound; share of the direct-transfer gap UDA closes).
+A plot of target mAP and the number of clusters per epoch for the USL / UDA runs is written to
+``docs/real_curves.png`` when matplotlib is installed.
+
+    python benchmarks/train_real.py                       # every run (a few hours on 2 cores)
+    python benchmarks/train_real.py --runs usl_cuhk03     # some runs; the others are reused
+    python benchmarks/train_real.py --report-only         # rebuild docs/RESULTS.md from logs/
+
+Needs ``../shared/data`` (cuhk03_detected, cuhk01) and ``../shared/weights`` (see their
+READMEs); paths are those of ``configs/real/Base-real.yaml``, relative to the repository root.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# name -> (config, kind, target test set); kinds: sup (supervised), usl, uda
+RUNS: dict[str, tuple[str, str, str]] = {
+    "supervised_cuhk03": ("configs/real/supervised_cuhk03.yaml", "sup", "cuhk03_detected"),
+    "supervised_cuhk01": ("configs/real/supervised_cuhk01.yaml", "sup", "cuhk01"),
+    "usl_cuhk03": ("configs/real/usl_cuhk03.yaml", "usl", "cuhk03_detected"),
+    "uda_cuhk03_cuhk01": ("configs/real/uda_cuhk03_cuhk01.yaml", "uda", "cuhk01"),
+    "usl_cuhk01": ("configs/real/usl_cuhk01.yaml", "usl", "cuhk01"),
+    "uda_cuhk01_cuhk03": ("configs/real/uda_cuhk01_cuhk03.yaml", "uda", "cuhk03_detected"),
+}
+
+
+LOGS = ROOT / "logs" / "real"
+
+
+def output_dir(name: str, logs: Path = LOGS) -> Path:
+    return logs / name
+
+
+def command(name: str) -> str:
+    return f"python tools/train.py --config-file {RUNS[name][0]}"
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    return [json.loads(ln) for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+
+
+def run(name: str) -> None:
+    """Train one config from scratch and record its wall time in ``wall_time.json``."""
+    out = output_dir(name)
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"[train_real] {name}: {command(name)}", flush=True)
+    start = time.perf_counter()
+    with open(out / "stdout.txt", "w", encoding="utf-8") as log:
+        proc = subprocess.run(command(name).split(), cwd=ROOT, stdout=log,
+                              stderr=subprocess.STDOUT, check=False)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"[train_real] {name} failed (exit {proc.returncode}); see "
+                         f"{out / 'stdout.txt'}")
+    (out / "wall_time.json").write_text(json.dumps({"seconds": wall}), encoding="utf-8")
+    print(f"[train_real] {name}: done in {wall / 60:.1f} min", flush=True)
+
+
+def pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}"
+
+
+def target_metrics(line: dict[str, Any], dataset: str) -> dict[str, float | None]:
+    """The metrics of ``dataset`` in a metrics.jsonl line (the first test set has all five)."""
+    first = {k: line.get(k) for k in ("mAP", "mINP", "rank1", "rank5", "rank10")}
+    if f"{dataset}/mAP" in line and line.get(f"{dataset}/mAP") != line.get("mAP"):
+        return {"mAP": line[f"{dataset}/mAP"], "mINP": None,
+                "rank1": line[f"{dataset}/rank1"], "rank5": None, "rank10": None}
+    return first
+
+
+def collect(logs: Path = LOGS) -> dict[str, dict[str, Any]]:
+    """Per finished run under ``logs``: its evaluations, label stats per epoch, wall time."""
+    found: dict[str, dict[str, Any]] = {}
+    for name, (_, kind, target) in RUNS.items():
+        out = output_dir(name, logs)
+        metrics, wall = read_jsonl(out / "metrics.jsonl"), out / "wall_time.json"
+        if not metrics or not wall.is_file():
+            continue
+        found[name] = {
+            "kind": kind, "target": target, "metrics": metrics,
+            "labels": read_jsonl(out / "labels.jsonl"),
+            "minutes": json.loads(wall.read_text(encoding="utf-8"))["seconds"] / 60,
+        }
+    return found
+
+
+def report(found: dict[str, dict[str, Any]]) -> str:
+    lines = [
+        "# Real-data results (CUHK03 detected, CUHK01)",
+        "",
+        "Written by `python benchmarks/train_real.py` (do not edit by hand). ImageNet MobileNetV2",
+        "trunk from `../shared/weights`, 128x64 input, split rule of `../shared/data/README.md`,",
+        f"CPU only ({platform.processor() or platform.machine()}, 2 cores), torch threads default.",
+        "Metrics in % on the target's test set (last evaluation of the run); wall time includes",
+        "data loading, clustering and every evaluation. Label columns: the last epoch's pseudo",
+        "labels (clusters / un-clustered images / NMI / ARI against the true training ids).",
+        "",
+        "| run | target | command | wall (min) | mAP | mINP | R1 | R5 | R10 "
+        "| clusters | un-clustered | NMI | ARI |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for ds in ("cuhk03_detected", "cuhk01"):
+        init = next((r["metrics"][0] for r in found.values() if r["metrics"][0]["epoch"] < 0
+                     and f"{ds}/mAP" in r["metrics"][0]), None)
+        if init is not None:
+            m = target_metrics(init, ds)
+            lines.append(f"| ImageNet trunk, no training | {ds} | (initial evaluation) | - | "
+                         + " | ".join(pct(m[k]) for k in ("mAP", "mINP", "rank1", "rank5",
+                                                             "rank10"))
+                         + " | - | - | - | - |")
+    for name, r in found.items():
+        rows = [(name, r["target"])]
+        if r["kind"] == "sup":  # a supervised run is also the direct transfer to the other set
+            other = "cuhk01" if r["target"] == "cuhk03_detected" else "cuhk03_detected"
+            if f"{other}/mAP" in r["metrics"][-1]:
+                rows.append((f"{name} (direct transfer)", other))
+        for label, ds in rows:
+            m = target_metrics(r["metrics"][-1], ds)
+            lab = r["labels"][-1] if r["labels"] else {}
+            stats = [str(int(lab["num_clusters"])) if "num_clusters" in lab else "-",
+                     str(int(lab["num_outliers"])) if "num_outliers" in lab else "-",
+                     f"{lab['nmi']:.3f}" if "nmi" in lab else "-",
+                     f"{lab['ari']:.3f}" if "ari" in lab else "-"]
+            lines.append(f"| {label} | {ds} | `{command(name)}` | {r['minutes']:.1f} | "
+                         + " | ".join(pct(m[k]) for k in ("mAP", "mINP", "rank1", "rank5",
+                                                             "rank10"))
+                         + " | " + " | ".join(stats) + " |")
+    lines += ["", "## Acceptance ratios", ""]
+    lines += ratios(found)
+    if (ROOT / "docs" / "real_curves.png").is_file():
+        lines += ["", "![target mAP and clusters per epoch](real_curves.png)"]
+    return "\n".join(lines) + "\n"
+
+
+def final_map(found: dict[str, dict[str, Any]], name: str, ds: str) -> float | None:
+    if name not in found:
+        return None
+    return target_metrics(found[name]["metrics"][-1], ds)["mAP"]
+
+
+def ratios(found: dict[str, dict[str, Any]]) -> list[str]:
+    """USL / supervised upper bound (target >= 0.70) and share of the UDA gap closed (>= 0.5)."""
+    out = []
+    usl, sup = final_map(found, "usl_cuhk03", "cuhk03_detected"), final_map(
+        found, "supervised_cuhk03", "cuhk03_detected")
+    if usl is not None and sup:
+        out.append(f"- USL CUHK03 / supervised CUHK03: {usl / sup:.2f} (target 0.70): "
+                   f"{'met' if usl / sup >= 0.7 else 'missed'}")
+    for uda, src, tgt in (("uda_cuhk03_cuhk01", "cuhk03", "cuhk01"),
+                          ("uda_cuhk01_cuhk03", "cuhk01", "cuhk03")):
+        tgt_ds = "cuhk03_detected" if tgt == "cuhk03" else tgt
+        u = final_map(found, uda, tgt_ds)
+        direct = final_map(found, f"supervised_{src}", tgt_ds)
+        upper = final_map(found, f"supervised_{tgt}", tgt_ds)
+        if None in (u, direct, upper) or upper <= direct:
+            continue
+        closed = (u - direct) / (upper - direct)
+        out.append(f"- UDA {src} -> {tgt}: closes {closed:.2f} of the gap between direct "
+                   f"transfer ({pct(direct)}) and the supervised upper bound ({pct(upper)}) "
+                   f"(target 0.50): {'met' if closed >= 0.5 else 'missed'}")
+    return out or ["- (needs the USL / UDA runs and their supervised references)"]
+
+
+def plot(found: dict[str, dict[str, Any]], path: Path) -> None:
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("[train_real] matplotlib not installed: no plot")
+        return
+    runs = {n: r for n, r in found.items() if r["kind"] in ("usl", "uda")}
+    if not runs:
+        return
+    fig, (ax_map, ax_cl) = plt.subplots(1, 2, figsize=(10, 4))
+    for name, r in runs.items():
+        pts = [(m["epoch"] + 1, 100 * target_metrics(m, r["target"])["mAP"]) for m in r["metrics"]]
+        ax_map.plot(*zip(*pts, strict=True), marker="o", label=name)
+        cl = [(lab["epoch"], lab["num_clusters"]) for lab in r["labels"] if "num_clusters" in lab]
+        if cl:
+            ax_cl.plot(*zip(*cl, strict=True), marker=".", label=name)
+    ax_map.set(xlabel="epoch", ylabel="target mAP (%)", title="target mAP")
+    ax_cl.set(xlabel="epoch", ylabel="clusters", title="pseudo-label clusters")
+    for ax in (ax_map, ax_cl):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+    print(f"[train_real] wrote {path}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", nargs="*", choices=list(RUNS), default=None,
+                        help="runs to (re)train; default: every run without a finished log")
+    parser.add_argument("--report-only", action="store_true", help="only rebuild the report")
+    args = parser.parse_args(argv)
+    for needed in (ROOT / "../shared/data/cuhk03_detected", ROOT / "../shared/weights"):
+        if not needed.exists():
+            raise SystemExit(f"{needed.resolve()} is missing: see the README of ../shared")
+    if not args.report_only:
+        todo = args.runs if args.runs is not None else [
+            n for n in RUNS if not (output_dir(n) / "wall_time.json").is_file()]
+        for name in todo:
+            run(name)
+    found = collect()
+    plot(found, ROOT / "docs" / "real_curves.png")
+    text = report(found)
+    (ROOT / "docs").mkdir(exist_ok=True)
+    (ROOT / "docs" / "RESULTS.md").write_text(text, encoding="utf-8")
+    print(text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""The real-data report of benchmarks/train_real.py on hand-written logs (no training)."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "train_real.py"
+
+
+@pytest.fixture(scope="module")
+def train_real():
+    spec = importlib.util.spec_from_file_location("train_real", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _write(logs: Path, name: str, metrics: list[dict], labels: list[dict], seconds: float):
+    out = logs / name
+    out.mkdir(parents=True)
+    (out / "metrics.jsonl").write_text("".join(json.dumps(m) + "\n" for m in metrics))
+    (out / "labels.jsonl").write_text("".join(json.dumps(m) + "\n" for m in labels))
+    (out / "wall_time.json").write_text(json.dumps({"seconds": seconds}))
+
+
+def _line(epoch: int, **maps: float) -> dict:
+    """A metrics.jsonl line whose first test set is the first keyword."""
+    first = next(iter(maps.values()))
+    line = {"epoch": epoch, "mAP": first, "mINP": first / 2, "rank1": first, "rank5": first,
+            "rank10": first}
+    for name, value in maps.items():
+        line[f"{name}/mAP"], line[f"{name}/rank1"] = value, value
+    return line
+
+
+def test_report_rows_and_acceptance_ratios(train_real, tmp_path):
+    _write(tmp_path, "supervised_cuhk03",
+           [_line(-1, cuhk03_detected=0.005, cuhk01=0.026),
+            _line(13, cuhk03_detected=0.20, cuhk01=0.22)], [], 1500)
+    _write(tmp_path, "supervised_cuhk01", [_line(-1, cuhk01=0.026), _line(13, cuhk01=0.42)],
+           [], 900)
+    _write(tmp_path, "usl_cuhk03", [_line(-1, cuhk03_detected=0.005),
+                                    _line(19, cuhk03_detected=0.12)],
+           [{"epoch": 0, "num_clusters": 100, "num_outliers": 50, "nmi": 0.5, "ari": 0.1},
+            {"epoch": 19, "num_clusters": 300, "num_outliers": 20, "nmi": 0.8, "ari": 0.4}], 3600)
+    _write(tmp_path, "uda_cuhk03_cuhk01", [_line(-1, cuhk01=0.03), _line(19, cuhk01=0.33)],
+           [{"epoch": 19, "num_clusters": 250, "num_outliers": 10, "nmi": 0.9, "ari": 0.5}], 3000)
+    found = train_real.collect(tmp_path)
+    assert set(found) == {"supervised_cuhk03", "supervised_cuhk01", "usl_cuhk03",
+                          "uda_cuhk03_cuhk01"}
+    text = train_real.report(found)
+    # 0.12 / 0.20 = 0.60 < 0.70; (0.33 - 0.22) / (0.42 - 0.22) = 0.55 >= 0.50
+    assert "USL CUHK03 / supervised CUHK03: 0.60 (target 0.70): missed" in text
+    assert "UDA cuhk03 -> cuhk01: closes 0.55 of the gap between direct transfer (22.0) and " \
+           "the supervised upper bound (42.0) (target 0.50): met" in text
+    rows = {r.split(" | ")[0].lstrip("| "): r for r in text.splitlines() if r.startswith("| ")}
+    assert "| 12.0 | 6.0 | 12.0 | 12.0 | 12.0 | 300 | 20 | 0.800 | 0.400 |" in rows["usl_cuhk03"]
+    assert "| 60.0 |" in rows["usl_cuhk03"]  # wall time in minutes
+    direct = rows["supervised_cuhk03 (direct transfer)"]
+    assert " cuhk01 " in direct and "| 22.0 | - | 22.0 | - | - |" in direct
+    assert "| ImageNet trunk, no training | cuhk03_detected |" in text
+    assert "`python tools/train.py --config-file configs/real/usl_cuhk03.yaml`" in text
+
+
+def test_unfinished_runs_are_left_out(train_real, tmp_path):
+    (tmp_path / "usl_cuhk03").mkdir()
+    (tmp_path / "usl_cuhk03" / "metrics.jsonl").write_text(json.dumps(_line(-1, x=0.1)) + "\n")
+    assert train_real.collect(tmp_path) == {}  # no wall_time.json: the run did not finish
+    assert "needs the USL / UDA runs" in train_real.report({})
