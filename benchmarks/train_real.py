@@ -79,12 +79,11 @@ def pct(x: float | None) -> str:
 
 
 def target_metrics(line: dict[str, Any], dataset: str) -> dict[str, float | None]:
-    """The metrics of ``dataset`` in a metrics.jsonl line (the first test set has all five)."""
-    first = {k: line.get(k) for k in ("mAP", "mINP", "rank1", "rank5", "rank10")}
-    if f"{dataset}/mAP" in line and line.get(f"{dataset}/mAP") != line.get("mAP"):
-        return {"mAP": line[f"{dataset}/mAP"], "mINP": None,
-                "rank1": line[f"{dataset}/rank1"], "rank5": None, "rank10": None}
-    return first
+    """The metrics of ``dataset`` in a metrics.jsonl line (None where the log lacks one)."""
+    keys = ("mAP", "mINP", "rank1", "rank5", "rank10")
+    if f"{dataset}/mAP" in line:  # older logs hold only mAP and rank-1 per dataset
+        return {k: line.get(f"{dataset}/{k}") for k in keys}
+    return {k: line.get(k) for k in keys}
 
 
 def collect(logs: Path = LOGS) -> dict[str, dict[str, Any]]:
@@ -113,14 +112,16 @@ def report(found: dict[str, dict[str, Any]]) -> str:
         "Metrics in % on the target's test set (last evaluation of the run); wall time includes",
         "data loading, clustering and every evaluation. Label columns: the last epoch's pseudo",
         "labels (clusters / un-clustered images / NMI / ARI against the true training ids).",
+        "UDA runs start from the source-supervised model (its direct-transfer row is the",
+        "baseline); supervised and USL runs from the ImageNet trunk.",
         "",
         "| run | target | command | wall (min) | mAP | mINP | R1 | R5 | R10 "
         "| clusters | un-clustered | NMI | ARI |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for ds in ("cuhk03_detected", "cuhk01"):
-        init = next((r["metrics"][0] for r in found.values() if r["metrics"][0]["epoch"] < 0
-                     and f"{ds}/mAP" in r["metrics"][0]), None)
+        init = next((r["metrics"][0] for r in found.values() if r["kind"] != "uda"
+                     and r["metrics"][0]["epoch"] < 0 and f"{ds}/mAP" in r["metrics"][0]), None)
         if init is not None:
             m = target_metrics(init, ds)
             lines.append(f"| ImageNet trunk, no training | {ds} | (initial evaluation) | - | "
@@ -146,6 +147,7 @@ def report(found: dict[str, dict[str, Any]]) -> str:
                          + " | " + " | ".join(stats) + " |")
     lines += ["", "## Acceptance ratios", ""]
     lines += ratios(found)
+    lines += ["", "What was tried where a target is missed: [REAL_NOTES.md](REAL_NOTES.md)."]
     if (ROOT / "docs" / "real_curves.png").is_file():
         lines += ["", "![target mAP and clusters per epoch](real_curves.png)"]
     return "\n".join(lines) + "\n"

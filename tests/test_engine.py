@@ -56,7 +56,8 @@ def test_uda_resume_equals_uninterrupted_run(data_root, tmp_path):
     assert metrics("split")[-1] == metrics("full")[-1]
     assert {"mAP", "rank1", "rank5", "rank10", "num_clusters", "nmi"} <= set(metrics("full")[-1])
     assert (tmp_path / "split" / "config.yaml").is_file()
-    labels = {run: [json.loads(x) for x in (tmp_path / run / "labels.jsonl").read_text().splitlines()]
+    labels = {run: [json.loads(x)
+                    for x in (tmp_path / run / "labels.jsonl").read_text().splitlines()]
               for run in ("full", "split")}
     assert [x["epoch"] for x in labels["split"]] == [0, 1]  # one line per epoch, none repeated
     assert labels["split"] == labels["full"]
@@ -105,8 +106,8 @@ def test_video_usl_runs_through_trainer_and_test_tool(data_root, tmp_path):
     clustering, evaluation with all frames in clips averaged) and tools/test.py reproduces the
     last evaluation from the checkpoint."""
     video = ["--config-file", "configs/video/usl_synthetic_video.yaml", *TINY,
-             "DATASETS.ROOT", data_root, "MODEL.ARCH", "video_resnet2d_avg_tiny", "INPUT.SEQ_LEN", "2",
-             "TEST.IMS_PER_BATCH", "8"]
+             "DATASETS.ROOT", data_root, "MODEL.ARCH", "video_resnet2d_avg_tiny",
+             "INPUT.SEQ_LEN", "2", "TEST.IMS_PER_BATCH", "8"]
     out = tmp_path / "video"
     cli.train_main([*video, "OUTPUT_DIR", str(out), "SOLVER.MAX_EPOCHS", "1",
                     "TEST.EVAL_PERIOD", "1"])
@@ -123,3 +124,30 @@ def test_video_usl_runs_through_trainer_and_test_tool(data_root, tmp_path):
     res = cli.test_main([*video, "OUTPUT_DIR", str(tmp_path / "video_test"),
                          "MODEL.WEIGHTS", str(out / "best.pth")])
     assert res["mAP"] == pytest.approx(lines[-1]["mAP"], abs=1e-6)
+
+
+def test_training_starts_from_model_weights(data_root, tmp_path):
+    """MODEL.WEIGHTS initialises SpCL (two-stage UDA): the SpCL run's initial evaluation equals
+    the supervised model's last evaluation on the same test set, DSBN branches filled from the
+    plain BNs of the checkpoint."""
+    sup = tmp_path / "sup"
+    cli.train_main([
+        "--config-file", "configs/demo/usl_synthetic.yaml", *TINY, "DATASETS.ROOT", data_root,
+        "OUTPUT_DIR", str(sup), "SOLVER.METHOD", "supervised",
+        "DATASETS.SOURCE", "['synthetic_person_a']", "DATASETS.TARGET", "[]",
+        "DATASETS.TEST", "['synthetic_person_b']", "SOLVER.MAX_EPOCHS", "1",
+    ])
+    uda = tmp_path / "uda"
+    cli.train_main([*_args(data_root, uda, "SOLVER.MAX_EPOCHS", "1"),
+                    "MODEL.WEIGHTS", str(sup / "best.pth")])
+
+    def first_and_last(run):
+        lines = (tmp_path / run / "metrics.jsonl").read_text().splitlines()
+        return json.loads(lines[0]), json.loads(lines[-1])
+
+    trained = first_and_last("sup")[1]["mAP"]
+    assert trained != first_and_last("sup")[0]["mAP"]  # the supervised model did change
+    assert first_and_last("uda")[0]["mAP"] == pytest.approx(trained, abs=1e-9)
+    with pytest.raises(FileNotFoundError):
+        cli.train_main([*_args(data_root, tmp_path / "x", "SOLVER.MAX_EPOCHS", "1"),
+                        "MODEL.WEIGHTS", str(tmp_path / "missing.pth")])

@@ -73,6 +73,17 @@ def _drop_corrupt(dataset_list: list[ReIDDataset]) -> None:
             ds.train = [s for s in ds.train if s[0] not in bad]
 
 
+def _init_from_weights(cfg, model) -> None:
+    """Start training from the full model of ``MODEL.WEIGHTS`` when set (e.g. a source-trained
+    model for two-stage UDA); plain BN entries fill every domain-specific branch. A resumed run
+    then overwrites these weights with its own checkpoint."""
+    if cfg.MODEL.WEIGHTS:
+        from reid.models import load_pretrained
+
+        load_pretrained(model, cfg.MODEL.WEIGHTS)
+        logger.info("training starts from MODEL.WEIGHTS %s", cfg.MODEL.WEIGHTS)
+
+
 def _solver(cfg, model) -> tuple[Any, Any]:
     optimizer = build_optimizer(
         model.parameters(), name=cfg.SOLVER.OPTIMIZER, lr=cfg.SOLVER.BASE_LR,
@@ -134,7 +145,9 @@ def build_spcl_runner(cfg, device: torch.device, writer: Any = None) -> BaseRunn
     num_domains = len(domains) if cfg.MODEL.DSBN.ENABLED else 1
     if cfg.MODEL.DSBN.NUM_DOMAINS > 0:
         num_domains = cfg.MODEL.DSBN.NUM_DOMAINS
-    model = build_model(cfg, num_classes=0, num_domains=num_domains).to(device)
+    model = build_model(cfg, num_classes=0, num_domains=num_domains)
+    _init_from_weights(cfg, model)
+    model = model.to(device)
     test_domain = cfg.MODEL.DSBN.TEST_DOMAIN % num_domains
     evaluator = build_evaluator(cfg, tests, device, domain=test_domain)
 
@@ -196,7 +209,9 @@ def build_supervised_runner(cfg, device: torch.device, writer: Any = None) -> Ba
         _drop_corrupt(sources)
     train = combine_datasets(sources)
     num_classes = len({s[1] for s in train})
-    model = build_model(cfg, num_classes=num_classes, num_domains=1).to(device)
+    model = build_model(cfg, num_classes=num_classes, num_domains=1)
+    _init_from_weights(cfg, model)
+    model = model.to(device)
     evaluator = build_evaluator(cfg, tests, device, domain=0)
     loader = _train_loader(cfg, train, is_video=sources[0].is_video, domain=0, balanced=True,
                            seed=cfg.SEED)

@@ -189,8 +189,7 @@ class BaseRunner:
         keys = ("mAP", "mINP", "rank1", "rank5", "rank10")
         line: dict[str, Any] = {"epoch": epoch, **{k: float(first[k]) for k in keys}}
         for name, res in all_results.items():
-            line[f"{name}/mAP"] = res["mAP"]
-            line[f"{name}/rank1"] = res["rank1"]
+            line.update({f"{name}/{k}": float(res[k]) for k in keys})
         line.update({k: float(v) for k, v in extra.items()})
         self.history.append(line)
         with open(self.output_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
