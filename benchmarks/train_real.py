@@ -81,9 +81,11 @@ def pct(x: float | None) -> str:
 def target_metrics(line: dict[str, Any], dataset: str) -> dict[str, float | None]:
     """The metrics of ``dataset`` in a metrics.jsonl line (None where the log lacks one)."""
     keys = ("mAP", "mINP", "rank1", "rank5", "rank10")
-    if f"{dataset}/mAP" in line:  # older logs hold only mAP and rank-1 per dataset
-        return {k: line.get(f"{dataset}/{k}") for k in keys}
-    return {k: line.get(k) for k in keys}
+    if f"{dataset}/mAP" not in line:
+        return {k: line.get(k) for k in keys}
+    first = line[f"{dataset}/mAP"] == line.get("mAP")  # the first test set: top-level keys
+    # older logs hold only mAP and rank-1 per dataset
+    return {k: line.get(f"{dataset}/{k}", line.get(k) if first else None) for k in keys}
 
 
 def collect(logs: Path = LOGS) -> dict[str, dict[str, Any]]:
