@@ -63,16 +63,21 @@ def test_uda_resume_equals_uninterrupted_run(data_root, tmp_path):
     assert labels["split"] == labels["full"]
 
 
-def test_supervised_training_improves_map_and_test_tool_reads_checkpoint(data_root, tmp_path):
-    out = tmp_path / "sup"
+def _train_supervised(root, out, test_set: str, *extra: str) -> None:
+    """Supervised training on synthetic_person_a, evaluated on ``test_set``."""
     cli.train_main([
-        "--config-file", "configs/demo/usl_synthetic.yaml", *TINY, "DATASETS.ROOT", data_root,
+        "--config-file", "configs/demo/usl_synthetic.yaml", *TINY, "DATASETS.ROOT", root,
         "OUTPUT_DIR", str(out), "SOLVER.METHOD", "supervised",
         "DATASETS.SOURCE", "['synthetic_person_a']", "DATASETS.TARGET", "[]",
-        "DATASETS.TEST", "['synthetic_person_a']", "SOLVER.MAX_EPOCHS", "6",
-        "SOLVER.ITERS", "8", "SOLVER.BASE_LR", "0.001", "TEST.EVAL_PERIOD", "6",
-        "SOLVER.STEPS", "[100]",
+        "DATASETS.TEST", f"['{test_set}']", *extra,
     ])
+
+
+def test_supervised_training_improves_map_and_test_tool_reads_checkpoint(data_root, tmp_path):
+    out = tmp_path / "sup"
+    _train_supervised(data_root, out, "synthetic_person_a", "SOLVER.MAX_EPOCHS", "6",
+                      "SOLVER.ITERS", "8", "SOLVER.BASE_LR", "0.001", "TEST.EVAL_PERIOD", "6",
+                      "SOLVER.STEPS", "[100]")
     lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     before, after = lines[0]["mAP"], lines[-1]["mAP"]
     assert after > before + 0.05, (before, after)
@@ -131,12 +136,7 @@ def test_training_starts_from_model_weights(data_root, tmp_path):
     the supervised model's last evaluation on the same test set, DSBN branches filled from the
     plain BNs of the checkpoint."""
     sup = tmp_path / "sup"
-    cli.train_main([
-        "--config-file", "configs/demo/usl_synthetic.yaml", *TINY, "DATASETS.ROOT", data_root,
-        "OUTPUT_DIR", str(sup), "SOLVER.METHOD", "supervised",
-        "DATASETS.SOURCE", "['synthetic_person_a']", "DATASETS.TARGET", "[]",
-        "DATASETS.TEST", "['synthetic_person_b']", "SOLVER.MAX_EPOCHS", "1",
-    ])
+    _train_supervised(data_root, sup, "synthetic_person_b", "SOLVER.MAX_EPOCHS", "1")
     uda = tmp_path / "uda"
     cli.train_main([*_args(data_root, uda, "SOLVER.MAX_EPOCHS", "1"),
                     "MODEL.WEIGHTS", str(sup / "best.pth")])
