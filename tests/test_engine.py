@@ -151,3 +151,31 @@ def test_training_starts_from_model_weights(data_root, tmp_path):
     with pytest.raises(FileNotFoundError):
         cli.train_main([*_args(data_root, tmp_path / "x", "SOLVER.MAX_EPOCHS", "1"),
                         "MODEL.WEIGHTS", str(tmp_path / "missing.pth")])
+
+
+def test_nan_loss_stops_with_clear_error_and_keeps_last_checkpoint(data_root, tmp_path,
+                                                                   monkeypatch):
+    """A non-finite loss in epoch 2 raises NonFiniteLossError naming the kept checkpoint, and
+    last.pth still holds the end of epoch 1, byte for byte."""
+    from reid.engine.runner import NonFiniteLossError
+    from reid.engine.spcl import SpCLRunner
+
+    out = tmp_path / "nan"
+    original = SpCLRunner.train_step
+    calls = {"n": 0}
+
+    def step(self, iteration):
+        losses = original(self, iteration)
+        calls["n"] += 1
+        if calls["n"] > 2:  # SOLVER.ITERS = 2: the first step of the second epoch
+            losses = {k: v * float("nan") for k, v in losses.items()}
+        return losses
+
+    monkeypatch.setattr(SpCLRunner, "train_step", step)
+    cli.train_main(_args(data_root, out, "SOLVER.MAX_EPOCHS", "1", "TEST.EVAL_PERIOD", "5"))
+    saved = (out / "last.pth").read_bytes()
+    with pytest.raises(NonFiniteLossError, match=r"epoch 1 iteration 0.*last\.pth is kept"):
+        cli.train_main(["--resume", *_args(data_root, out, "SOLVER.MAX_EPOCHS", "2",
+                                           "TEST.EVAL_PERIOD", "5")])
+    assert (out / "last.pth").read_bytes() == saved
+    assert load_checkpoint(out / "last.pth")["epoch"] == 1

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from reid.config import load_cfg, save_cfg
-from reid.utils.distributed import get_rank, init_distributed, is_main_process
+from reid.utils.distributed import get_rank, get_world_size, init_distributed, is_main_process
 from reid.utils.env import seed_all
 from reid.utils.logging import setup_logger
 
@@ -56,7 +56,8 @@ def train_main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     seed_all(cfg.SEED + get_rank())
     if cfg.DETERMINISTIC:
         torch.use_deterministic_algorithms(True, warn_only=True)
-    logger.info("config %s on %s\n%s", args.config_file or "(defaults)", device, cfg.dump())
+    logger.info("config %s on %s, world size %d\n%s", args.config_file or "(defaults)", device,
+                get_world_size(), cfg.dump())
     writer = _writer(cfg.OUTPUT_DIR)
     try:
         runner = build_runner(cfg, device=device, writer=writer)

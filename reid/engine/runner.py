@@ -20,7 +20,12 @@ from tqdm import tqdm
 
 from reid.engine.evaluator import DatasetEvaluator
 from reid.utils.checkpoint import load_checkpoint, save_checkpoint
-from reid.utils.distributed import is_main_process
+from reid.utils.distributed import (
+    broadcast_buffers,
+    check_same_across_ranks,
+    is_main_process,
+    wrap_ddp,
+)
 from reid.utils.env import get_rng_state, set_rng_state
 
 logger = logging.getLogger(__name__)
@@ -64,6 +69,9 @@ class BaseRunner:
         writer: Any = None,
     ) -> None:
         self.model = model
+        self.device = torch.device(device)
+        # training forwards go through DDP under torchrun; checkpoints / evaluation use the module
+        self.train_model = wrap_ddp(model, self.device)
         self.optimizer = optimizer
         self.scheduler = scheduler
         self.evaluator = evaluator
@@ -72,7 +80,6 @@ class BaseRunner:
         self.iters = iters
         self.eval_period = max(1, eval_period)
         self.checkpoint_period = max(1, checkpoint_period)
-        self.device = torch.device(device)
         self.amp = amp and self.device.type == "cuda"
         self.writer = writer
         self.epoch = 0
@@ -142,7 +149,7 @@ class BaseRunner:
         """Called once before the initial evaluation of a new (not resumed) run."""
 
     def train_epoch(self, epoch: int) -> None:
-        self.model.train()
+        self.train_model.train()
         meters: dict[str, float] = {}
         bar = tqdm(range(self.iters), desc=f"epoch {epoch}", disable=not is_main_process(),
                    leave=False, dynamic_ncols=True)
@@ -235,6 +242,9 @@ class BaseRunner:
         }
 
     def save(self, path: str | Path) -> None:
+        broadcast_buffers(self.model)
+        check_same_across_ranks({"model": self.model.state_dict(), "method": self.method_state()},
+                                "the training state")
         if is_main_process():
             save_checkpoint(self.state_dict(), path)
 

@@ -137,7 +137,7 @@ class SpCLRunner(BaseRunner):
     def train_step(self, iteration: int) -> dict[str, torch.Tensor]:
         batch = self.batches.next(self.device)
         with self.autocast():
-            out = self.model(batch["img"], domains=batch["domain"])
+            out = self.train_model(batch["img"], domains=batch["domain"])
         feats = F.normalize(out["feat"].float(), dim=1)
         loss = self.memory(feats, batch["dataset"], batch["index"])
         return {"loss_contrast": loss}

@@ -45,7 +45,7 @@ class SupervisedRunner(BaseRunner):
     def train_step(self, iteration: int) -> dict[str, torch.Tensor]:
         batch = self.batches.next(self.device)
         with self.autocast():
-            out = self.model(batch["img"], domains=batch["domain"])
+            out = self.train_model(batch["img"], domains=batch["domain"])
         losses = {"loss_ce": self.ce_loss(out["logits"].float(), batch["index"])}
         if self.triplet_loss is not None and self.triplet_weight > 0:
             trip = self.triplet_loss(out["global"].float(), batch["index"])

@@ -1,0 +1,44 @@
+"""The README's demos learn: SpCL raises target mAP clearly above the random initialisation.
+
+CI-sized runs of ``configs/demo/usl_synthetic.yaml`` and ``uda_synthetic.yaml`` (the generated
+synthetic person domains, ResNet-18 from random initialisation at 64x32), shortened to 10 epochs
+and evaluated only before and after training. Measured on the 2-core development machine:
+USL 10.9% -> 19.5% mAP on domain A (ARI of the pseudo labels 0.09), UDA A -> B 1.5% -> 5.2% on
+domain B. Without camera-centred clustering the USL run stays at the initial mAP.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from reid.engine import cli
+
+SHORT = ["SOLVER.MAX_EPOCHS", "10", "SOLVER.STEPS", "[8]", "TEST.EVAL_PERIOD", "10"]
+
+
+@pytest.fixture(scope="module")
+def demo_root(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("demo_data"))
+
+
+def _run(config: str, root: str, out) -> list[dict]:
+    cli.train_main(["--config-file", config, "DATASETS.ROOT", root, "OUTPUT_DIR", str(out),
+                    *SHORT])
+    return [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.slow
+def test_usl_demo_beats_random_model(demo_root, tmp_path):
+    lines = _run("configs/demo/usl_synthetic.yaml", demo_root, tmp_path / "usl")
+    first, last = lines[0], lines[-1]
+    assert first["epoch"] == -1 and last["epoch"] == 9
+    assert last["mAP"] >= first["mAP"] + 0.04, (first["mAP"], last["mAP"])
+    assert last["ari"] > 0.05  # pseudo labels agree with the identities better than chance
+
+
+@pytest.mark.slow
+def test_uda_demo_beats_random_model(demo_root, tmp_path):
+    lines = _run("configs/demo/uda_synthetic.yaml", demo_root, tmp_path / "uda")
+    first, last = lines[0], lines[-1]
+    assert last["mAP"] >= 2 * first["mAP"] + 0.01, (first["mAP"], last["mAP"])
