@@ -291,7 +291,7 @@ def jaccard_distance(features: np.ndarray | torch.Tensor, k1: int = 30, k2: int 
         (N, N) float32 ``scipy.sparse.csr_matrix`` with sorted indices. Stored entries are the
         distances below 1 (pairs whose V_qe supports overlap); absent entries mean 1.0. Zero
         distances are stored explicitly; the diagonal is always stored and exactly 0. The result
-        is exactly symmetric (the two float evaluations of m(i, j), m(j, i) are averaged).
+        is exactly symmetric (m(i, j) and m(j, i) sum the same terms in the same order).
     """
     x = l2_normalize(as_float32_matrix(features))
     n = x.shape[0]
@@ -305,16 +305,9 @@ def jaccard_distance(features: np.ndarray | torch.Tensor, k1: int = 30, k2: int 
         if rank.shape[0] != n or not np.array_equal(rank[:, 0], np.arange(n)):
             raise ValueError("rank must be (N, kc) kNN lists with each row's own index first")
     v_qe = sparse_v_qe(x, rank, k1, k2)
+    # Exactly symmetric by construction: m(i, j) and m(j, i) add the same terms min(V_ik, V_jk)
+    # in the same (ascending k) order, so no transpose-and-average pass is needed.
     dist = jaccard_rows(v_qe, np.arange(n, dtype=np.int64))
-    dist_t = dist.T.tocsr()
-    dist_t.sort_indices()
-    if not (np.array_equal(dist.indptr, dist_t.indptr)
-            and np.array_equal(dist.indices, dist_t.indices)):
-        raise RuntimeError("internal error: Jaccard support is not symmetric")
-    dist.data += dist_t.data
-    dist.data *= 0.5
-    np.clip(dist.data, 0.0, 1.0, out=dist.data)
-    del dist_t
     diag = dist.indptr[:-1] + _diag_positions(dist.indptr, dist.indices)
     dist.data[diag] = 0.0
     logger.debug("Jaccard distance: N=%d, %.1f stored entries per row", n, dist.nnz / n)

@@ -79,23 +79,40 @@ def _knn_faiss(x: np.ndarray, k: int, gpu: bool) -> tuple[np.ndarray, np.ndarray
     return dist.astype(np.float32, copy=False), idx.astype(np.int64, copy=False)
 
 
+def _merge_topk(best_d: torch.Tensor, best_i: torch.Tensor, rows: slice, val: torch.Tensor,
+                ind: torch.Tensor) -> None:
+    """In place: keep the k smallest of ``best_d[rows]`` and the candidates ``val`` / ``ind``."""
+    k = best_d.shape[1]
+    cat_d = torch.cat([best_d[rows], val], dim=1)
+    cat_i = torch.cat([best_i[rows], ind], dim=1)
+    v, pos = torch.topk(cat_d, k, dim=1, largest=False, sorted=True)
+    best_d[rows] = v
+    best_i[rows] = torch.gather(cat_i, 1, pos)
+
+
 def _knn_torch(x: np.ndarray, k: int, device: torch.device,
-               chunk_bytes: int = 1 << 28) -> tuple[np.ndarray, np.ndarray]:
+               block: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """Blocked all-pairs search that computes each distance block once and uses it for both of
+    its row ranges (the distance matrix is symmetric): half the matrix-product work of a plain
+    search, with memory of one ``block x block`` tile plus the (N, k) running results."""
     feats = torch.from_numpy(x).to(device)
     sq = (feats * feats).sum(1)
     n = feats.shape[0]
-    rows = max(1, chunk_bytes // (4 * n))
-    out_d = torch.empty((n, k), dtype=torch.float32)
-    out_i = torch.empty((n, k), dtype=torch.int64)
-    for s in range(0, n, rows):
-        e = min(n, s + rows)
-        d = sq[s:e, None] + sq[None, :] - 2.0 * (feats[s:e] @ feats.T)
-        ar = torch.arange(s, e, device=device)
-        d[ar - s, ar] = -float("inf")
-        val, ind = torch.topk(d, k, dim=1, largest=False, sorted=True)
-        out_d[s:e] = val.cpu()
-        out_i[s:e] = ind.cpu()
-    return out_d.numpy(), out_i.numpy()
+    best_d = torch.full((n, k), float("inf"), device=device)
+    best_i = torch.full((n, k), -1, dtype=torch.int64, device=device)
+    for a in range(0, n, block):
+        ra = slice(a, min(n, a + block))
+        for b in range(a, n, block):
+            rb = slice(b, min(n, b + block))
+            d = sq[ra, None] + sq[None, rb] - 2.0 * (feats[ra] @ feats[rb].T)
+            if a == b:
+                d.fill_diagonal_(-float("inf"))  # the query itself comes first
+            val, ind = torch.topk(d, min(k, d.shape[1]), dim=1, largest=False, sorted=True)
+            _merge_topk(best_d, best_i, ra, val, ind + b)
+            if a != b:
+                val, ind = torch.topk(d.T, min(k, d.shape[0]), dim=1, largest=False, sorted=True)
+                _merge_topk(best_d, best_i, rb, val, ind + a)
+    return best_d.cpu().numpy(), best_i.cpu().numpy()
 
 
 def knn(features: np.ndarray | torch.Tensor, k: int, device: str | torch.device | None = None,
