@@ -114,6 +114,27 @@ def _images(n: int) -> list[Image.Image]:
                                           dtype=torch.uint8).numpy()) for i in range(n)]
 
 
+def test_skip_mismatched_keeps_new_classifier(tmp_path: Path) -> None:
+    """A checkpoint with a classifier over 5 ids loads into a 7-id model only with
+    ``skip_mismatched``: everything else is copied, the classifier stays as initialised."""
+    torch.manual_seed(0)
+    five = build_encoder("resnet18", num_classes=5)
+    path = tmp_path / "five.pth"
+    torch.save({"model": five.state_dict()}, path)
+    seven = build_encoder("resnet18", num_classes=7)
+    before = copy.deepcopy(seven.state_dict())
+    with pytest.raises(ValueError, match="shape mismatch"):
+        load_pretrained(seven, path)
+    report = load_pretrained(seven, path, skip_mismatched=True)
+    after = seven.state_dict()
+    skipped = [k for k in after if after[k].shape != five.state_dict()[k].shape]
+    assert skipped and all("classifier" in k for k in skipped)
+    assert set(skipped) <= set(report.missing)
+    for key, value in after.items():
+        expected = before[key] if key in skipped else five.state_dict()[key]
+        assert torch.equal(value, expected), key
+
+
 def test_extract_features_and_feature_extractor(tmp_path: Path) -> None:
     torch.manual_seed(2)
     model = build_encoder("resnet18", num_domains=2, embed_dim=16)

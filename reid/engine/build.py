@@ -76,11 +76,12 @@ def _drop_corrupt(dataset_list: list[ReIDDataset]) -> None:
 def _init_from_weights(cfg, model) -> None:
     """Start training from the full model of ``MODEL.WEIGHTS`` when set (e.g. a source-trained
     model for two-stage UDA); plain BN entries fill every domain-specific branch. A resumed run
-    then overwrites these weights with its own checkpoint."""
+    then overwrites these weights with its own checkpoint. Tensors whose shape differs (a
+    classifier over another set of identities) stay as initialised, with a warning."""
     if cfg.MODEL.WEIGHTS:
         from reid.models import load_pretrained
 
-        load_pretrained(model, cfg.MODEL.WEIGHTS)
+        load_pretrained(model, cfg.MODEL.WEIGHTS, skip_mismatched=True)
         logger.info("training starts from MODEL.WEIGHTS %s", cfg.MODEL.WEIGHTS)
 
 

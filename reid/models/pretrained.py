@@ -121,7 +121,7 @@ def _preview(keys: list[str]) -> str:
 
 
 def load_pretrained(model: nn.Module, path: str | os.PathLike, *, dsbn_domain: int = -1,
-                    ) -> LoadReport:
+                    skip_mismatched: bool = False) -> LoadReport:
     """Load the local checkpoint ``path`` into ``model`` (an encoder or a bare backbone).
 
     Accepted layouts: torchvision ResNet / MobileNetV2 state dicts (``conv1.*``/``layer*.*`` or
@@ -135,6 +135,8 @@ def load_pretrained(model: nn.Module, path: str | os.PathLike, *, dsbn_domain: i
         model: the module receiving the weights (modified in place).
         path: local checkpoint file.
         dsbn_domain: checkpoint branch used when collapsing DSBN entries into plain BNs.
+        skip_mismatched: leave tensors whose shape differs as initialised (logged, and listed
+            as missing) instead of raising, e.g. a classifier over another set of identities.
 
     Returns:
         :class:`LoadReport` with the loaded, missing and unexpected key names.
@@ -142,7 +144,7 @@ def load_pretrained(model: nn.Module, path: str | os.PathLike, *, dsbn_domain: i
     Raises:
         FileNotFoundError: ``path`` does not exist (nothing is downloaded).
         ValueError: a tensor's shape differs from the model's (all such keys and shapes are
-            listed), or no checkpoint key matches the model at all.
+            listed; unless ``skip_mismatched``), or no checkpoint key matches the model at all.
     """
     ckpt = read_state_dict(path)
     target = model.state_dict()
@@ -163,8 +165,13 @@ def load_pretrained(model: nn.Module, path: str | os.PathLike, *, dsbn_domain: i
     if bad:
         lines = "; ".join(f"{k}: checkpoint {cs} vs model {ms}" for k, cs, ms in bad[:20])
         more = f" (+{len(bad) - 20} more)" if len(bad) > 20 else ""
-        raise ValueError(f"shape mismatch loading {path} into {type(model).__name__}: "
-                         f"{lines}{more}")
+        if not skip_mismatched:
+            raise ValueError(f"shape mismatch loading {path} into {type(model).__name__}: "
+                             f"{lines}{more}")
+        logger.warning("skipping %d tensors of %s whose shape differs: %s%s", len(bad), path,
+                       lines, more)
+        for k, _, _ in bad:
+            del mapped[k]
     model.load_state_dict(mapped, strict=False)
     missing = sorted(model_keys - mapped.keys())
     unexpected = sorted(set(variant) - used)
