@@ -1,7 +1,7 @@
 """Exact k-nearest-neighbour search on the squared Euclidean distance.
 
 One entry point, :func:`knn`, with three interchangeable paths: faiss on the GPU (when ``device``
-is CUDA and faiss was built with GPU support), faiss on the CPU, and a chunked ``torch.topk``
+is CUDA and faiss was built with GPU support), faiss on the CPU, and a blocked ``torch.topk``
 path that runs on any torch device. All paths are exact (brute force) and return the same lists
 up to ties.
 
