@@ -136,7 +136,9 @@ def check_same_across_ranks(state: Any, what: str) -> None:
     if not named:
         return
     tensors = [t for _, t in named]
-    device = tensors[0].device if dist.get_backend() == "nccl" else torch.device("cpu")
+    # NCCL only moves CUDA tensors (whatever device the state lives on); Gloo takes CPU ones
+    nccl = dist.get_backend() == "nccl"
+    device = torch.device("cuda", torch.cuda.current_device()) if nccl else torch.device("cpu")
     fp = torch.tensor([_digest(t) for t in tensors], dtype=torch.int64, device=device)
     gathered = all_gather_tensor(fp.unsqueeze(0))
     bad = (gathered != gathered[:1]).any(dim=0)
