@@ -54,7 +54,7 @@ def test_report_rows_and_acceptance_ratios(train_real, tmp_path):
                           "uda_cuhk03_cuhk01"}
     text = train_real.report(found)
     # 0.12 / 0.20 = 0.60 < 0.70; (0.33 - 0.22) / (0.42 - 0.22) = 0.55 >= 0.50
-    assert "USL CUHK03 / supervised CUHK03: 0.60 (target 0.70): missed" in text
+    assert "USL CUHK03 (usl_cuhk03) / supervised CUHK03: 0.60 (target 0.70): missed" in text
     assert "UDA cuhk03 -> cuhk01: closes 0.55 of the gap between direct transfer (22.0) and " \
            "the supervised upper bound (42.0) (target 0.50): met" in text
     rows = {r.split(" | ")[0].lstrip("| "): r for r in text.splitlines() if r.startswith("| ")}

@@ -101,7 +101,7 @@ _C.SOLVER.LABEL_SMOOTHING = 0.1  # label smoothing of the supervised cross-entro
 _C.SOLVER.TRIPLET_MARGIN = 0.3  # margin of the batch-hard triplet loss; 0 = soft margin
 _C.SOLVER.TRIPLET_WEIGHT = 1.0  # weight of the triplet loss in supervised training
 _C.SOLVER.TRIPLET_NORM_FEAT = False  # L2-normalise features before the triplet distances
-_C.SOLVER.METHOD = "spcl"  # training method (runner): "spcl" or "supervised"
+_C.SOLVER.METHOD = "spcl"  # training method (runner): "spcl", "cap" (USL) or "supervised"
 
 # ---------------------------------------------------------------------------------------
 _C.CLUSTER = CN()
@@ -123,6 +123,15 @@ _C.CLUSTER.FEATURES = "memory"  # features clustered each epoch: "memory" (SpCL 
 _C.MEMORY = CN()
 _C.MEMORY.MOMENTUM = 0.2  # momentum m of memory updates: f <- m f + (1 - m) x
 _C.MEMORY.TEMPERATURE = 0.05  # temperature of the unified contrastive loss
+
+# ---------------------------------------------------------------------------------------
+# Camera-aware proxies (SOLVER.METHOD "cap"; Wang et al., AAAI 2021)
+_C.CAP = CN()
+_C.CAP.TEMPERATURE = 0.07  # temperature of the intra- and inter-camera proxy losses
+_C.CAP.INTRA_WEIGHT = 1.0  # weight of the intra-camera proxy loss (target samples)
+_C.CAP.INTER_WEIGHT = 0.5  # weight of the inter-camera proxy loss (target samples)
+_C.CAP.SPCL_WEIGHT = 0.0  # weight of SpCL's unified loss on every sample (> 0 needed with a SOURCE)
+_C.CAP.NUM_HARD = 50  # hardest negative proxies (other clusters) in the inter-camera loss
 
 # ---------------------------------------------------------------------------------------
 _C.TEST = CN()

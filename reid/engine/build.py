@@ -129,11 +129,10 @@ def _train_loader(cfg, samples, *, is_video, domain, balanced: bool, seed: int):
     )
 
 
-@RUNNER_REGISTRY.register("spcl")
-def build_spcl_runner(cfg, device: torch.device, writer: Any = None) -> BaseRunner:
-    """SpCL for UDA (SOURCE and TARGET) or USL (TARGET only)."""
+def _memory_method_parts(cfg, device: torch.device, writer: Any) -> dict[str, Any]:
+    """Keyword arguments of :class:`reid.engine.spcl.SpCLRunner` (and its subclasses): data,
+    model, hybrid memory, pseudo labelers and solver of a clustering-based method."""
     from reid.cluster import build_pseudo_labeler
-    from reid.engine.spcl import SpCLRunner
     from reid.memory import HybridMemory
     from reid.models import build_model, extract_features
 
@@ -185,7 +184,7 @@ def build_spcl_runner(cfg, device: torch.device, writer: Any = None) -> BaseRunn
     )
     labelers = [build_pseudo_labeler(cfg, device=device) for _ in targets]
     true_ids = [np.asarray([s[1] for s in ds.train]) for ds in targets]
-    return SpCLRunner(
+    return dict(
         memory=memory, labelers=labelers, batches=batches, extract=extract,
         source_labels=[np.asarray([s[1] for s in ds.train]) for ds in sources],
         target_true_ids=true_ids, cluster_on=cfg.CLUSTER.FEATURES,
@@ -193,6 +192,29 @@ def build_spcl_runner(cfg, device: torch.device, writer: Any = None) -> BaseRunn
         camera_centre=cfg.CLUSTER.CAMERA_CENTRE,
         **_common(cfg, model, evaluator, device, writer),
     )
+
+
+@RUNNER_REGISTRY.register("spcl")
+def build_spcl_runner(cfg, device: torch.device, writer: Any = None) -> BaseRunner:
+    """SpCL for UDA (SOURCE and TARGET) or USL (TARGET only)."""
+    from reid.engine.spcl import SpCLRunner
+
+    return SpCLRunner(**_memory_method_parts(cfg, device, writer))
+
+
+@RUNNER_REGISTRY.register("cap")
+def build_cap_runner(cfg, device: torch.device, writer: Any = None) -> BaseRunner:
+    """Camera-aware proxies on SpCL's clustering and instance memory (USL; UDA with
+    ``CAP.SPCL_WEIGHT`` > 0, SpCL's loss plus the camera-aware terms on the targets)."""
+    from reid.engine.cap import CAPRunner
+
+    if cfg.DATASETS.SOURCE and cfg.CAP.SPCL_WEIGHT <= 0:
+        raise ValueError("SOLVER.METHOD cap with a DATASETS.SOURCE needs CAP.SPCL_WEIGHT > 0: "
+                         "the proxy losses only see target samples")
+    c = cfg.CAP
+    return CAPRunner(spcl_weight=c.SPCL_WEIGHT, intra_weight=c.INTRA_WEIGHT,
+                     inter_weight=c.INTER_WEIGHT, proxy_temperature=c.TEMPERATURE,
+                     num_hard=c.NUM_HARD, **_memory_method_parts(cfg, device, writer))
 
 
 @RUNNER_REGISTRY.register("supervised")

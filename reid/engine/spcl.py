@@ -134,11 +134,15 @@ class SpCLRunner(BaseRunner):
                     ", ".join(f"{k} {v:.4g}" for k, v in stats.items()))
         return stats
 
-    def train_step(self, iteration: int) -> dict[str, torch.Tensor]:
+    def encode_batch(self) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """The next batch (every domain) and its (B, D) L2-normalised float32 features."""
         batch = self.batches.next(self.device)
         with self.autocast():
             out = self.train_model(batch["img"], domains=batch["domain"])
-        feats = F.normalize(out["feat"].float(), dim=1)
+        return batch, F.normalize(out["feat"].float(), dim=1)
+
+    def train_step(self, iteration: int) -> dict[str, torch.Tensor]:
+        batch, feats = self.encode_batch()
         loss = self.memory(feats, batch["dataset"], batch["index"])
         return {"loss_contrast": loss}
 

@@ -1,6 +1,8 @@
-"""Losses: label-smoothed cross-entropy, batch-hard triplet and SpCL's unified contrastive loss."""
+"""Losses: label-smoothed cross-entropy, batch-hard triplet, SpCL's unified contrastive loss and
+the camera-aware proxy losses of CAP."""
 from __future__ import annotations
 
+from reid.loss.camera_proxy import camera_proxies, camera_proxy_losses, proxy_centroids
 from reid.loss.contrastive import unified_contrastive_loss
 from reid.loss.softmax import CrossEntropyLabelSmooth, cross_entropy_label_smooth
 from reid.loss.triplet import TripletLoss, batch_hard_triplet_loss, euclidean_dist
@@ -10,8 +12,11 @@ __all__ = [
     "TripletLoss",
     "batch_hard_triplet_loss",
     "build_supervised_losses",
+    "camera_proxies",
+    "camera_proxy_losses",
     "cross_entropy_label_smooth",
     "euclidean_dist",
+    "proxy_centroids",
     "unified_contrastive_loss",
 ]
 

@@ -381,7 +381,8 @@ class HybridMemory(nn.Module):
 
     # ------------------------------------------------------------------ loss and update
     def forward(
-        self, feats: torch.Tensor, domains: torch.Tensor, indexes: torch.Tensor
+        self, feats: torch.Tensor, domains: torch.Tensor, indexes: torch.Tensor,
+        update: bool = True,
     ) -> torch.Tensor:
         """Unified contrastive loss of a batch (SpCL Eq. 1), mean over the batch.
 
@@ -390,6 +391,8 @@ class HybridMemory(nn.Module):
             domains: (B,) int global domain of each sample (sources first, then targets).
             indexes: (B,) int, for a source sample its class id within its domain, for a target
                 sample its instance index within its domain's training set.
+            update: momentum-update the batch's rows in ``backward`` (see
+                :meth:`update_on_backward`); False when the caller wires the update itself.
 
         Returns:
             0-dim loss. Its positive for a sample is its source class centroid, its target
@@ -403,10 +406,21 @@ class HybridMemory(nn.Module):
             raise ValueError(f"{feats.shape[0]} features but {rows.shape[0]} domains/indexes")
         targets = self._proto[rows]
         protos = self.prototypes()
-        x = feats
-        if self.training and torch.is_grad_enabled() and feats.requires_grad:
-            x = _UpdateOnBackward.apply(feats, domains, indexes, self)
+        x = self.update_on_backward(feats, domains, indexes) if update else feats
         return contrastive_logits_loss(x.to(protos.dtype), protos, targets, self.temperature)
+
+    def update_on_backward(
+        self, feats: torch.Tensor, domains: torch.Tensor, indexes: torch.Tensor
+    ) -> torch.Tensor:
+        """``feats`` unchanged, wired so that its backward pass momentum-updates the batch's rows.
+
+        For losses other than :meth:`forward` computed on the memory (e.g. camera-aware proxies):
+        the loss sees the old rows, ``backward`` then applies :meth:`update`. Only in training
+        mode with grad enabled and ``feats`` requiring grad; otherwise ``feats`` is returned as is.
+        """
+        if self.training and torch.is_grad_enabled() and feats.requires_grad:
+            return _UpdateOnBackward.apply(feats, domains, indexes, self)
+        return feats
 
     @torch.no_grad()
     def update(self, feats: torch.Tensor, domains: torch.Tensor, indexes: torch.Tensor) -> None:
