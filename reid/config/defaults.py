@@ -101,7 +101,7 @@ _C.SOLVER.LABEL_SMOOTHING = 0.1  # label smoothing of the supervised cross-entro
 _C.SOLVER.TRIPLET_MARGIN = 0.3  # margin of the batch-hard triplet loss; 0 = soft margin
 _C.SOLVER.TRIPLET_WEIGHT = 1.0  # weight of the triplet loss in supervised training
 _C.SOLVER.TRIPLET_NORM_FEAT = False  # L2-normalise features before the triplet distances
-_C.SOLVER.METHOD = "spcl"  # training method (runner): "spcl", "cap" (USL) or "supervised"
+_C.SOLVER.METHOD = "spcl"  # training method (runner): "spcl", "cap" (camera-aware proxies) or "supervised"
 
 # ---------------------------------------------------------------------------------------
 _C.CLUSTER = CN()
