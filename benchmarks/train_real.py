@@ -12,6 +12,8 @@ A plot of target mAP and the number of clusters per epoch for the USL / UDA runs
     python benchmarks/train_real.py                       # every run (a few hours on 2 cores)
     python benchmarks/train_real.py --runs usl_cuhk03     # some runs; the others are reused
     python benchmarks/train_real.py --report-only         # rebuild docs/RESULTS.md from logs/
+    python benchmarks/train_real.py --report-only --camera-bn   # + each checkpoint evaluated
+                                                          # with TEST.CAMERA_BN flipped
 
 Needs ``../shared/data`` (cuhk03_detected, cuhk01) and ``../shared/weights`` (see their
 READMEs); paths are those of ``configs/real/Base-real.yaml``, relative to the repository root.
@@ -75,6 +77,30 @@ def run(name: str) -> None:
     print(f"[train_real] {name}: done in {wall / 60:.1f} min", flush=True)
 
 
+def camera_bn_setting(name: str) -> bool:
+    """The run's own ``TEST.CAMERA_BN`` (its config, with ``_BASE_`` files merged)."""
+    from reid.config import load_cfg
+
+    return bool(load_cfg(str(ROOT / RUNS[name][0])).TEST.CAMERA_BN)
+
+
+def camera_bn_command(name: str) -> str:
+    """tools/test.py on the run's last checkpoint with ``TEST.CAMERA_BN`` flipped."""
+    flipped = not camera_bn_setting(name)
+    out = (LOGS / name).relative_to(ROOT).as_posix()
+    return (f"python tools/test.py --config-file {RUNS[name][0]} MODEL.WEIGHTS {out}/last.pth "
+            f"TEST.CAMERA_BN {flipped} OUTPUT_DIR {out}/camera_bn_{'on' if flipped else 'off'}")
+
+
+def evaluate_camera_bn(name: str) -> None:
+    """Evaluate a finished run's checkpoint with the other test-time BN setting."""
+    print(f"[train_real] {name}: {camera_bn_command(name)}", flush=True)
+    proc = subprocess.run(camera_bn_command(name).split(), cwd=ROOT, capture_output=True,
+                          text=True, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"[train_real] {name} camera-BN evaluation failed:\n{proc.stderr[-2000:]}")
+
+
 def pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}"
 
@@ -97,8 +123,13 @@ def collect(logs: Path = LOGS) -> dict[str, dict[str, Any]]:
         metrics, wall = read_jsonl(out / "metrics.jsonl"), out / "wall_time.json"
         if not metrics or not wall.is_file():
             continue
+        flipped = {}
+        for setting in ("on", "off"):
+            eval_json = out / f"camera_bn_{setting}" / "eval.json"
+            if eval_json.is_file():
+                flipped[setting] = json.loads(eval_json.read_text(encoding="utf-8"))
         found[name] = {
-            "kind": kind, "target": target, "metrics": metrics,
+            "kind": kind, "target": target, "metrics": metrics, "camera_bn_flipped": flipped,
             "labels": read_jsonl(out / "labels.jsonl"),
             "minutes": json.loads(wall.read_text(encoding="utf-8"))["seconds"] / 60,
         }
@@ -148,12 +179,44 @@ def report(found: dict[str, dict[str, Any]]) -> str:
                          + " | ".join(pct(m[k]) for k in ("mAP", "mINP", "rank1", "rank5",
                                                              "rank10"))
                          + " | " + " | ".join(stats) + " |")
+    lines += camera_bn_table(found)
     lines += ["", "## Acceptance ratios", ""]
     lines += ratios(found)
     lines += ["", "What was tried where a target is missed: [REAL_NOTES.md](REAL_NOTES.md)."]
     if (ROOT / "docs" / "real_curves.png").is_file():
         lines += ["", "![target mAP and clusters per epoch](real_curves.png)"]
     return "\n".join(lines) + "\n"
+
+
+def camera_bn_table(found: dict[str, dict[str, Any]]) -> list[str]:
+    """The same checkpoints evaluated with and without test-time camera BN (TEST.CAMERA_BN)."""
+    rows = []
+    for name, r in found.items():
+        setting = "off" if camera_bn_setting(name) else "on"  # the flipped evaluation's
+        res = r.get("camera_bn_flipped", {}).get(setting)
+        if res is None:
+            continue
+        sets = [r["target"]]
+        if r["kind"] == "sup":
+            sets.append("cuhk01" if r["target"] == "cuhk03_detected" else "cuhk03_detected")
+        for ds in sets:
+            other = res.get("datasets", {}).get(ds, res if ds == r["target"] else None)
+            own = target_metrics(r["metrics"][-1], ds)
+            if other is None or own["mAP"] is None:
+                continue
+            off, on = (own, other) if setting == "on" else (other, own)
+            rows.append(f"| {name} | {ds} | {pct(off['mAP'])} / {pct(off['rank1'])} | "
+                        f"{pct(on['mAP'])} / {pct(on['rank1'])} | "
+                        f"{'on' if setting == 'off' else 'off'} | `{camera_bn_command(name)}` |")
+    if not rows:
+        return []
+    return ["", "## Test-time camera BN", "",
+            "The last checkpoint of each run with each test image normalised by BatchNorm",
+            "statistics of its camera, estimated on the test set's unlabelled training images",
+            "(`TEST.CAMERA_BN`, Zhuang et al., ECCV 2020), and without. The run's own config",
+            "setting is the one in the table above; the other is from the command shown.", "",
+            "| run | test set | mAP / R1 without | mAP / R1 with | config | other setting |",
+            "|---|---|---|---|---|---|", *rows]
 
 
 def final_map(found: dict[str, dict[str, Any]], name: str, ds: str) -> float | None:
@@ -220,6 +283,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", nargs="*", choices=list(RUNS), default=None,
                         help="runs to (re)train; default: every run without a finished log")
     parser.add_argument("--report-only", action="store_true", help="only rebuild the report")
+    parser.add_argument("--camera-bn", action="store_true",
+                        help="also evaluate every finished run with TEST.CAMERA_BN flipped "
+                             "(runs whose flipped evaluation exists are kept)")
     args = parser.parse_args(argv)
     for needed in (ROOT / "../shared/data/cuhk03_detected", ROOT / "../shared/weights"):
         if not needed.exists():
@@ -229,6 +295,11 @@ def main(argv: list[str] | None = None) -> None:
             n for n in RUNS if not (output_dir(n) / "wall_time.json").is_file()]
         for name in todo:
             run(name)
+    if args.camera_bn:
+        for name in collect():
+            flipped = "off" if camera_bn_setting(name) else "on"
+            if not (output_dir(name) / f"camera_bn_{flipped}" / "eval.json").is_file():
+                evaluate_camera_bn(name)
     found = collect()
     plot(found, ROOT / "docs" / "real_curves.png")
     text = report(found)

@@ -71,3 +71,26 @@ def test_unfinished_runs_are_left_out(train_real, tmp_path):
     (tmp_path / "usl_cuhk03" / "metrics.jsonl").write_text(json.dumps(_line(-1, x=0.1)) + "\n")
     assert train_real.collect(tmp_path) == {}  # no wall_time.json: the run did not finish
     assert "needs the USL / UDA runs" in train_real.report({})
+
+
+def test_camera_bn_table_pairs_each_checkpoint_with_the_flipped_setting(train_real, tmp_path):
+    _write(tmp_path, "supervised_cuhk03",
+           [_line(-1, cuhk03_detected=0.005, cuhk01=0.026),
+            _line(13, cuhk03_detected=0.20, cuhk01=0.22)], [], 1500)
+    flipped = tmp_path / "supervised_cuhk03" / "camera_bn_on"
+    flipped.mkdir()
+    (flipped / "eval.json").write_text(json.dumps({
+        "mAP": 0.18, "rank1": 0.17,
+        "datasets": {"cuhk03_detected": {"mAP": 0.18, "rank1": 0.17},
+                     "cuhk01": {"mAP": 0.36, "rank1": 0.25}}}))
+    _write(tmp_path, "supervised_cuhk01", [_line(-1, cuhk01=0.026), _line(13, cuhk01=0.42)],
+           [], 900)
+    text = train_real.report(train_real.collect(tmp_path))
+    rows = [r for r in text.split("## Test-time camera BN")[1].splitlines()
+            if r.startswith("| supervised")]
+    # supervised_cuhk03's config keeps camera BN off: its own numbers are the "without" column
+    assert rows[0].startswith("| supervised_cuhk03 | cuhk03_detected | 20.0 / 20.0 | "
+                              "18.0 / 17.0 | off |")
+    assert rows[1].startswith("| supervised_cuhk03 | cuhk01 | 22.0 / 22.0 | 36.0 / 25.0 | off |")
+    assert "TEST.CAMERA_BN True OUTPUT_DIR logs/real/supervised_cuhk03/camera_bn_on`" in rows[0]
+    assert len(rows) == 2  # supervised_cuhk01 has no flipped evaluation

@@ -147,5 +147,6 @@ _C.TEST.RERANK = False  # k-reciprocal re-ranking of the distance at test time
 _C.TEST.RERANK_K1 = 20  # re-ranking k1
 _C.TEST.RERANK_K2 = 6  # re-ranking k2
 _C.TEST.RERANK_LAMBDA = 0.3  # weight of the original distance in re-ranking
+_C.TEST.CAMERA_BN = False  # BN statistics per camera, from the test set's unlabelled train images
 _C.TEST.FEATURES = ""  # saved .npz (arrays "query", "gallery") to evaluate instead of extracting
 _C.TEST.SAVE_FEATURES = False  # tools/test.py writes OUTPUT_DIR/features_<dataset>.npz

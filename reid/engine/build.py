@@ -45,6 +45,7 @@ def build_evaluator(cfg, test_sets: dict[str, ReIDDataset], device: torch.device
         test_sets, make_loader, device=device, domain=domain, flip=cfg.TEST.FLIP,
         metric=cfg.TEST.METRIC, normalize=cfg.TEST.NORM_FEAT, block_size=cfg.TEST.BLOCK_SIZE,
         max_rank=cfg.TEST.MAX_RANK, rerank=rerank, amp=cfg.SOLVER.AMP,
+        camera_bn=cfg.TEST.CAMERA_BN,
     )
 
 

@@ -28,6 +28,9 @@ class DatasetEvaluator:
             :func:`reid.evaluation.evaluate_features`.
         amp: bf16 autocast on CUDA.
         keep_features: keep each set's query / gallery features in ``saved_features``.
+        camera_bn: normalise each query / gallery image with BatchNorm statistics re-estimated
+            on the set's own (unlabelled) training images of the same camera
+            (:func:`reid.models.fit_camera_bn`; Zhuang et al., ECCV 2020); image sets only.
     """
 
     def __init__(
@@ -45,6 +48,7 @@ class DatasetEvaluator:
         rerank: dict | None = None,
         amp: bool = False,
         keep_features: bool = False,
+        camera_bn: bool = False,
     ) -> None:
         if not test_sets:
             raise ValueError("no test set to evaluate")
@@ -60,17 +64,41 @@ class DatasetEvaluator:
         self.rerank = rerank
         self.amp = amp
         self.keep_features = keep_features
+        self.camera_bn = camera_bn
         self.saved_features: dict[str, dict[str, np.ndarray]] = {}
 
-    def features(self, model: nn.Module, samples: list, is_video: bool) -> torch.Tensor:
+    def features(self, model: nn.Module, samples: list, is_video: bool,
+                 camera_domains: dict[int, int] | None = None) -> torch.Tensor:
         """(N, D) float32 features of ``samples`` in order, on the CPU."""
         from reid.models import extract_features
 
         loader = self.make_loader(samples, is_video)
         feats, _, _ = extract_features(
-            model, loader, device=self.device, flip=self.flip, domain=self.domain, amp=self.amp
+            model, loader, device=self.device, flip=self.flip, domain=self.domain, amp=self.amp,
+            camera_domains=camera_domains,
         )
         return feats.float().cpu()
+
+    def camera_model(self, model: nn.Module, dataset: ReIDDataset
+                     ) -> tuple[nn.Module, dict[int, int]]:
+        """``model`` with per-camera BN statistics from ``dataset.train`` (see ``camera_bn``)."""
+        from reid.models import fit_camera_bn
+
+        if dataset.is_video:
+            raise ValueError(f"TEST.CAMERA_BN supports image sets only; {dataset.name} is video")
+        by_cam: dict[int, list] = {}
+        for item in dataset.train:
+            by_cam.setdefault(int(item[2]), []).append(item)
+        if not by_cam:
+            raise ValueError(f"TEST.CAMERA_BN needs the training images of {dataset.name} to "
+                             "estimate per-camera statistics, and it has none")
+        test_cams = {int(s[2]) for s in list(dataset.query) + list(dataset.gallery)}
+        if test_cams - set(by_cam):
+            logger.warning("%s: cameras %s have no training image; their test images keep the "
+                           "model's BN statistics", dataset.name, sorted(test_cams - set(by_cam)))
+        loaders = {cam: self.make_loader(items, False) for cam, items in sorted(by_cam.items())}
+        return fit_camera_bn(model, loaders, device=self.device,
+                             domain=-1 if self.domain is None else self.domain)
 
     @torch.no_grad()
     def evaluate_one(self, model: nn.Module, dataset: ReIDDataset) -> dict[str, Any]:
@@ -79,10 +107,16 @@ class DatasetEvaluator:
 
         # Images shared by query and gallery (e.g. the VehicleID pool) are extracted once.
         unique: dict[Any, int] = {}
+        cams: dict[Any, int] = {}
         for item in list(dataset.query) + list(dataset.gallery):
             unique.setdefault(item[0], len(unique))
-        samples = [(path, -1, -1) for path in unique]
-        feats = self.features(model, samples, dataset.is_video)
+            cams.setdefault(item[0], int(item[2]))
+        samples = [(path, -1, cams[path]) for path in unique]
+        if self.camera_bn:
+            cam_model, cam_map = self.camera_model(model, dataset)
+            feats = self.features(cam_model, samples, dataset.is_video, camera_domains=cam_map)
+        else:
+            feats = self.features(model, samples, dataset.is_video)
         q_idx = torch.as_tensor([unique[s[0]] for s in dataset.query])
         g_idx = torch.as_tensor([unique[s[0]] for s in dataset.gallery])
         arrays = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +36,10 @@ def _resolve_device(device: torch.device | str | None) -> torch.device:
     return torch.device(device)
 
 
-def _forward(model: nn.Module, x: Tensor, domain: int | None, flip: bool) -> Tensor:
+def _forward(model: nn.Module, x: Tensor, domain: int | None, flip: bool,
+             domains: Tensor | None = None) -> Tensor:
     """Normalised float32 features of ``x`` (with the horizontal flip averaged in)."""
-    domains = None
-    if domain is not None and num_bn_domains(model) > 1:
+    if domains is None and domain is not None and num_bn_domains(model) > 1:
         domains = torch.full((x.shape[0],), domain, dtype=torch.long, device=x.device)
     feats = model(x, domains=domains).float()
     if flip:
@@ -64,6 +64,7 @@ def extract_features(
     domain: int | None = None,
     amp: bool = False,
     desc: str = "extract",
+    camera_domains: Mapping[int, int] | None = None,
 ) -> tuple[Tensor, np.ndarray, np.ndarray]:
     """Eval-mode features of every sample of ``loader``, in loader order.
 
@@ -79,6 +80,9 @@ def extract_features(
         domain: BN branch for models with domain-specific BN (None: the model's test domain).
         amp: bf16 (fp16 where bf16 is unsupported) autocast on CUDA; ignored on CPU.
         desc: label of the tqdm progress bar.
+        camera_domains: ``{camid: BN branch}`` from :func:`reid.models.fit_camera_bn`: every
+            image is normalised by its camera's branch (cameras not in the map: branch 0);
+            overrides ``domain``. Needs ``camid`` in the batches.
 
     Returns:
         ``(feats, pids, camids)``: ``(N, D)`` float32 L2-normalised features on the CPU and two
@@ -104,8 +108,15 @@ def extract_features(
             elif x.dim() == 6:
                 counts = [x.shape[1]] * x.shape[0]
                 x = x.flatten(0, 1)
+            domains = None
+            if camera_domains is not None:
+                if "camid" not in batch:
+                    raise ValueError("camera_domains needs 'camid' in the loader's batches")
+                domains = torch.as_tensor(
+                    [camera_domains.get(int(c), 0) for c in torch.as_tensor(batch["camid"])],
+                    dtype=torch.long, device=device)
             with _autocast(device, amp):
-                out = _forward(model, x, domain, flip)
+                out = _forward(model, x, domain, flip, domains)
             if counts is not None:
                 out = _average_clips(out, counts)
             n = out.shape[0]

@@ -1,0 +1,150 @@
+"""Camera-specific BatchNorm statistics for test-time features (camera-based BN).
+
+Zhuang et al., *Rethinking the Distribution Gap of Person Re-identification with Camera-based
+Batch Normalization*, ECCV 2020: normalising each camera's images with BatchNorm statistics
+of that camera removes much of the camera-specific appearance (illumination, colour cast,
+background) at every layer, which matters when identities must be matched across cameras.
+
+:func:`fit_camera_bn` copies an encoder, gives every BatchNorm one branch per camera (the
+domain-specific BN machinery of :mod:`reid.models.norm`; branch 0 keeps the original
+statistics for cameras never seen) and re-estimates each camera's running mean / variance on
+unlabelled images of that camera. Affine parameters are the trained ones, shared. Features
+are then extracted with :func:`reid.models.extract_features` and
+``camera_domains=<the returned map>``, which routes every image to its camera's branch.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from reid.models.norm import (
+    convert_dsbn,
+    convert_dsbn_to_bn,
+    dsbn_modules,
+    num_bn_domains,
+)
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["fit_camera_bn"]
+
+
+@torch.no_grad()
+def fit_camera_bn(
+    model: nn.Module,
+    loaders: Mapping[int, Iterable[dict[str, Any]]],
+    device: torch.device | str | None = None,
+    domain: int = -1,
+) -> tuple[nn.Module, dict[int, int]]:
+    """Copy of ``model`` with BatchNorm statistics re-estimated per camera.
+
+    Every BN of the copy becomes a :class:`~reid.models.norm.DomainSpecificBatchNorm` with
+    ``1 + len(loaders)`` branches: branch 0 keeps the model's statistics, branch ``1 + k`` gets
+    the population mean / variance of camera ``k``'s images (the k-th key of ``loaders``),
+    of each layer's input over all of camera ``k``'s images, collected in one train-mode pass
+    (as PreciseBN does, the layers below normalise with their batch statistics during it).
+    The model itself is not modified.
+
+    Args:
+        model: an encoder (:class:`reid.models.ReIDEncoder` contract: ``model(x, domains=...)``).
+            With domain-specific BN, branch ``domain`` is the one specialised per camera.
+        loaders: ``{camid: loader}``; each loader yields dicts with ``img`` ``(B, C, H, W)``
+            (images of that camera only; a batch of one image is merged with a neighbour).
+        device: where the model runs (default: the model's device).
+        domain: DSBN branch of ``model`` to start from (-1: the last, the target's).
+
+    Returns:
+        ``(camera_model, camera_domains)``: the copy, in eval mode, and ``{camid: branch}``
+        to pass to :func:`reid.models.extract_features` as ``camera_domains`` (cameras missing
+        from the map use branch 0).
+
+    Raises:
+        ValueError: no camera, or a camera with fewer than 2 images.
+
+    Example:
+        >>> cam_model, cam_map = fit_camera_bn(model, {c: loader_c for c, loader_c in ...})
+        >>> feats, pids, camids = extract_features(cam_model, test_loader,
+        ...                                         camera_domains=cam_map)
+    """
+    if not loaders:
+        raise ValueError("fit_camera_bn: no camera to estimate statistics for")
+    if device is None:
+        param = next(model.parameters(), None)
+        device = param.device if param is not None else torch.device("cpu")
+    device = torch.device(device)
+    cam_model = copy.deepcopy(model)
+    if num_bn_domains(cam_model) > 1:
+        cam_model = convert_dsbn_to_bn(cam_model, domain)
+    cam_model = convert_dsbn(cam_model, 1 + len(loaders), test_domain=0)
+    branches = {int(cam): 1 + k for k, cam in enumerate(loaders)}
+    dsbns = dsbn_modules(cam_model)
+    cam_model.to(device).train()
+    for cam, loader in loaders.items():
+        branch = branches[int(cam)]
+        bns = [m.dsbn[branch] for m in dsbns]
+        moments = [_Moments() for _ in bns]
+        hooks = [bn.register_forward_pre_hook(mom.hook)
+                 for bn, mom in zip(bns, moments, strict=True)]
+        try:
+            seen = 0
+            for x in _batches_of_two_or_more(loader):
+                x = x.to(device)
+                cam_model(x, domains=torch.full((x.shape[0],), branch, dtype=torch.long,
+                                                device=device))
+                seen += x.shape[0]
+        finally:
+            for h in hooks:
+                h.remove()
+        if seen == 0:
+            raise ValueError(f"fit_camera_bn: camera {cam} has fewer than 2 images")
+        for bn, mom in zip(bns, moments, strict=True):
+            mom.store(bn)
+        logger.debug("camera %s: BN statistics from %d images", cam, seen)
+    cam_model.eval()
+    return cam_model, branches
+
+
+def _batches_of_two_or_more(loader: Iterable[dict[str, Any]]) -> Iterator[torch.Tensor]:
+    """The loader's ``img`` tensors, a batch of one image merged with its neighbour
+    (BatchNorm1d cannot normalise a single sample in train mode)."""
+    prev: torch.Tensor | None = None
+    for batch in loader:
+        x = batch["img"]
+        if prev is None or x.shape[0] < 2 or prev.shape[0] < 2:
+            prev = x if prev is None else torch.cat([prev, x])
+            continue
+        yield prev
+        prev = x
+    if prev is not None and prev.shape[0] >= 2:
+        yield prev
+
+
+class _Moments:
+    """Per-channel sums of a BatchNorm's inputs (float64), turned into its running statistics."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.sum: torch.Tensor | None = None
+        self.sumsq: torch.Tensor | None = None
+
+    def hook(self, module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+        x = inputs[0].detach().double()
+        dims = [0, *range(2, x.dim())]
+        s, sq = x.sum(dims), (x * x).sum(dims)
+        self.sum = s if self.sum is None else self.sum + s
+        self.sumsq = sq if self.sumsq is None else self.sumsq + sq
+        self.count += x.numel() // x.shape[1]
+
+    def store(self, bn: nn.Module) -> None:
+        """Population mean and unbiased variance (as BatchNorm keeps) into ``bn``'s buffers."""
+        mean = self.sum / self.count
+        var = (self.sumsq / self.count - mean * mean).clamp_(min=0.0)
+        if self.count > 1:
+            var = var * (self.count / (self.count - 1))
+        bn.running_mean.copy_(mean.to(bn.running_mean.dtype))
+        bn.running_var.copy_(var.to(bn.running_var.dtype))
