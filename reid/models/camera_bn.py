@@ -8,7 +8,7 @@ background) at every layer, which matters when identities must be matched across
 :func:`fit_camera_bn` copies an encoder, gives every BatchNorm one branch per camera (the
 domain-specific BN machinery of :mod:`reid.models.norm`; branch 0 keeps the original
 statistics for cameras never seen) and re-estimates each camera's running mean / variance on
-unlabelled images of that camera. Affine parameters are the trained ones, shared. Features
+unlabelled images of that camera. Affine parameters are copies of the trained ones. Features
 are then extracted with :func:`reid.models.extract_features` and
 ``camera_domains=<the returned map>``, which routes every image to its camera's branch.
 """
@@ -44,10 +44,11 @@ def fit_camera_bn(
     """Copy of ``model`` with BatchNorm statistics re-estimated per camera.
 
     Every BN of the copy becomes a :class:`~reid.models.norm.DomainSpecificBatchNorm` with
-    ``1 + len(loaders)`` branches: branch 0 keeps the model's statistics, branch ``1 + k`` gets
-    the population mean / variance of camera ``k``'s images (the k-th key of ``loaders``),
-    of each layer's input over all of camera ``k``'s images, collected in one train-mode pass
-    (as PreciseBN does, the layers below normalise with their batch statistics during it).
+    ``1 + len(loaders)`` branches: branch 0 keeps the model's statistics; branch ``1 + k``
+    (``k``: 0-based position of the camera among the keys of ``loaders``) gets the population
+    mean / unbiased variance of each layer's input over all of that camera's images, collected
+    in one train-mode pass (as in PreciseBN, the layers below normalise with their batch
+    statistics during it). Affine parameters are copies of the trained ones.
     The model itself is not modified.
 
     Args:
