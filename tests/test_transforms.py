@@ -1,6 +1,7 @@
 """Train / test image transforms and random erasing."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageOps
@@ -87,3 +88,32 @@ def test_build_transforms_from_config_and_errors() -> None:
     assert torch.equal(a, build_transforms(cfg, is_train=True)(_image()))
     with pytest.raises(ValueError, match="height, width"):
         build_test_transform((0, 8))
+
+
+def test_grayscale_and_colour_jitter() -> None:
+    img = _image()
+    plain = build_train_transform((40, 20), (0.0,) * 3, (1.0,) * 3, flip_prob=0, padding=0,
+                                  erasing_prob=0)(img)
+    gray = build_train_transform((40, 20), (0.0,) * 3, (1.0,) * 3, flip_prob=0, padding=0,
+                                 erasing_prob=0, grayscale_prob=1.0)(img)
+    # PIL's "L" conversion: L = (299 R + 587 G + 114 B) / 1000, rounded, copied to 3 channels
+    expect = torch.from_numpy(np.array(img.convert("L"), dtype=np.float32))
+    for c in range(3):
+        torch.testing.assert_close(gray[c], expect / 255)
+    torch.manual_seed(0)
+    jitter = build_train_transform((40, 20), (0.0,) * 3, (1.0,) * 3, flip_prob=0, padding=0,
+                                   erasing_prob=0, color_jitter_prob=1.0,
+                                   color_jitter=(0.5, 0.0, 0.0, 0.0))(img)
+    # brightness only: every pixel scaled by one factor in [0.5, 1.5], clipped to [0, 1]
+    unclipped = (jitter > 0) & (jitter < 1) & (plain > 0.05)
+    ratio = jitter[unclipped] / plain[unclipped]
+    assert 0.5 <= float(ratio.mean()) <= 1.5 and abs(float(ratio.mean()) - 1) > 1e-3
+    assert float(ratio.std()) < 0.02
+    with pytest.raises(ValueError, match="brightness, contrast, saturation, hue"):
+        build_train_transform(color_jitter_prob=0.5, color_jitter=(0.4, 0.4))
+    cfg = get_cfg()
+    cfg.INPUT.GRAYSCALE_PROB = 0.1
+    from reid.data.video_sampling import build_clip_transform_from_cfg
+
+    with pytest.raises(ValueError, match="image datasets only"):
+        build_clip_transform_from_cfg(cfg, is_train=True)

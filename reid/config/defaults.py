@@ -25,6 +25,7 @@ _C.MODEL.NECK = True  # BatchNorm1d neck on the pooled embedding (BNNeck)
 _C.MODEL.EMBED_DIM = 0  # linear reduction of the embedding to this size; 0 keeps the backbone width
 _C.MODEL.DROPOUT = 0.0  # dropout on the embedding before the classifier (supervised training)
 _C.MODEL.CHANNELS_LAST = False  # channels-last memory format for the CNN trunk
+_C.MODEL.CAMERA_BN = False  # train with one BN branch per target camera, affine shared (camera-based BN; needs TEST.CAMERA_BN)
 
 _C.MODEL.DSBN = CN()
 _C.MODEL.DSBN.ENABLED = True  # domain-specific BatchNorm when training uses several domains
@@ -58,6 +59,9 @@ _C.INPUT.PIXEL_STD = [0.229, 0.224, 0.225]  # RGB std used to normalise inputs i
 _C.INPUT.FLIP_PROB = 0.5  # probability of a horizontal flip (training)
 _C.INPUT.PADDING = 10  # zero padding before the random crop back to SIZE_TRAIN (pixels); 0 disables
 _C.INPUT.ERASING_PROB = 0.5  # probability of random erasing (training)
+_C.INPUT.COLOR_JITTER_PROB = 0.0  # probability of colour jitter (training, images only); 0 = off
+_C.INPUT.COLOR_JITTER = [0.4, 0.4, 0.4, 0.1]  # colour jitter strengths: brightness, contrast, saturation, hue
+_C.INPUT.GRAYSCALE_PROB = 0.0  # probability of a grayscale conversion (training, images only)
 _C.INPUT.SEQ_LEN = 8  # frames per clip for video datasets
 _C.INPUT.SAMPLER_TRAIN = "segment"  # video clip sampling for training: "segment" (TSN) or "dense"
 _C.INPUT.SAMPLER_TEST = "all"  # video clip sampling for testing: "all" frames in clips, features averaged
@@ -81,6 +85,7 @@ _C.DATASETS.SYNTHETIC.SEED = 0  # seed of the synthetic generator
 _C.DATALOADER = CN()
 _C.DATALOADER.NUM_WORKERS = 2  # data loading worker processes
 _C.DATALOADER.NUM_INSTANCES = 4  # images per identity in an identity-balanced batch
+_C.DATALOADER.CAMERA_CHUNK = 16  # images of one camera per chunk of a target batch with MODEL.CAMERA_BN
 
 # ---------------------------------------------------------------------------------------
 _C.SOLVER = CN()

@@ -1,4 +1,5 @@
-"""Training samplers: identity-balanced PK batches and plain random streams, seeded per epoch.
+"""Training samplers: identity-balanced PK batches, camera-pure chunks and plain random streams,
+seeded per epoch.
 
 Every sampler draws from a stream that depends only on ``(seed, epoch)``
 (``numpy.random.default_rng([seed, epoch])``), so a run resumed at an epoch boundary sees the
@@ -8,6 +9,7 @@ groups them with ``batch_size`` (and ``drop_last=True``).
 Distributed sharding: every rank builds the same seeded stream and takes its slice of it.
 :class:`RandomIdentitySampler` shards whole batches (rank ``r`` of ``W`` takes batches
 ``r, r + W, r + 2W, ...``) so every rank's batch is still P identities x K instances;
+:class:`CameraChunkSampler` shards whole chunks (chunks ``r, r + W, ...``);
 :class:`RandomSampler` shards single samples (elements ``r, r + W, ...``). ``num_samples`` is
 always the number of indices *this rank* yields per epoch.
 """
@@ -191,4 +193,96 @@ class RandomSampler(Sampler[int]):
     def __len__(self) -> int:
         if self.num_samples is None:
             raise TypeError("an infinite RandomSampler has no length")
+        return self.num_samples
+
+
+class CameraChunkSampler(Sampler[int]):
+    """Random order in chunks of ``chunk_size`` images of one camera, for camera-based BN.
+
+    A batch of ``m * chunk_size`` indices then holds ``m`` camera-pure chunks, so BatchNorm
+    statistics computed per camera inside the batch (camera-based BN, Zhuang et al., ECCV 2020)
+    always see ``chunk_size`` or more images of a camera.
+
+    One pass: each camera's images are shuffled and cut into chunks; a last, incomplete chunk
+    is filled up with other images of the same camera drawn without replacement (a camera with
+    fewer than ``chunk_size`` images gives one chunk drawn with replacement), so every image
+    appears at least once per pass. The chunks of all cameras are then shuffled together.
+    Passes are concatenated for as long as needed.
+
+    Args:
+        camids: camera id of every training sample (index i has camera ``camids[i]``).
+        chunk_size: images per chunk (>= 2).
+        num_samples: indices yielded per epoch on this rank (a multiple of ``chunk_size``);
+            None = infinite stream.
+        seed: base seed (>= 0).
+        rank, world_size: distributed sharding by whole chunks (see the module docstring).
+
+    Example:
+        >>> sampler = CameraChunkSampler(camids, chunk_size=16, num_samples=100 * 64)
+        >>> loader = DataLoader(dataset, batch_size=64, sampler=sampler, drop_last=True)
+    """
+
+    def __init__(
+        self,
+        camids: Sequence[int],
+        chunk_size: int,
+        num_samples: int | None = None,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        if len(camids) == 0:
+            raise ValueError("CameraChunkSampler needs at least one sample")
+        if chunk_size < 2:
+            raise ValueError(f"chunk_size must be >= 2 (BatchNorm needs two images of a "
+                             f"camera), got {chunk_size}")
+        if num_samples is not None and (num_samples < 0 or num_samples % chunk_size):
+            raise ValueError(f"num_samples ({num_samples}) must be a non-negative multiple of "
+                             f"chunk_size ({chunk_size})")
+        _check_rank(rank, world_size)
+        _rng(seed, 0)
+        cams = np.asarray(camids)
+        self.by_camera = [np.flatnonzero(cams == c) for c in np.unique(cams)]
+        self.chunk_size = int(chunk_size)
+        self.num_samples = num_samples
+        self.seed = int(seed)
+        self.rank = rank
+        self.world_size = world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the stream of ``epoch`` (call before creating the DataLoader iterator)."""
+        self.epoch = int(epoch)
+
+    def _one_pass(self, rng: np.random.Generator) -> list[np.ndarray]:
+        g = self.chunk_size
+        chunks = []
+        for idx in self.by_camera:
+            if len(idx) < g:
+                chunks.append(rng.choice(idx, size=g, replace=True))
+                continue
+            order = rng.permutation(idx)
+            full = len(order) // g * g
+            chunks.extend(order[:full].reshape(-1, g))
+            rest = order[full:]
+            if len(rest):
+                fill = rng.choice(order[:full], size=g - len(rest), replace=False)
+                chunks.append(np.concatenate([rest, fill]))
+        return [chunks[i] for i in rng.permutation(len(chunks))]
+
+    def _chunks(self) -> Iterator[np.ndarray]:
+        rng = _rng(self.seed, self.epoch)
+        while True:
+            yield from self._one_pass(rng)
+
+    def __iter__(self) -> Iterator[int]:
+        mine = itertools.islice(self._chunks(), self.rank, None, self.world_size)
+        stream = (int(i) for chunk in mine for i in chunk)
+        if self.num_samples is None:
+            return stream
+        return itertools.islice(stream, self.num_samples)
+
+    def __len__(self) -> int:
+        if self.num_samples is None:
+            raise TypeError("an infinite CameraChunkSampler has no length")
         return self.num_samples

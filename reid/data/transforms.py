@@ -84,8 +84,13 @@ def build_train_transform(
     flip_prob: float = 0.5,
     padding: int = 10,
     erasing_prob: float = 0.5,
+    color_jitter_prob: float = 0.0,
+    color_jitter: Sequence[float] = (0.4, 0.4, 0.4, 0.1),
+    grayscale_prob: float = 0.0,
 ) -> T.Compose:
     """PIL image -> augmented normalised float32 ``(3, H, W)`` tensor.
+
+    Order: resize, flip, pad + crop, colour jitter, grayscale, to tensor, normalise, erasing.
 
     Args:
         size: output (height, width), pixels; images are resized (bicubic) to it.
@@ -93,6 +98,14 @@ def build_train_transform(
         flip_prob: probability of a horizontal flip.
         padding: zero padding on every side before a random crop back to ``size``; 0 disables.
         erasing_prob: probability of :class:`RandomErasing` (fills with the mean, i.e. 0).
+        color_jitter_prob: probability of a ``ColorJitter`` with strengths ``color_jitter``
+            = (brightness, contrast, saturation, hue); 0 disables.
+        grayscale_prob: probability of converting the image to (3-channel) grayscale.
+
+    Example:
+        >>> tf = build_train_transform((128, 64), color_jitter_prob=0.8, grayscale_prob=0.2)
+        >>> tf(Image.new("RGB", (64, 128))).shape
+        torch.Size([3, 128, 64])
     """
     size = _size(size)
     steps = [T.Resize(size, interpolation=InterpolationMode.BICUBIC)]
@@ -100,6 +113,13 @@ def build_train_transform(
         steps.append(T.RandomHorizontalFlip(p=flip_prob))
     if padding > 0:
         steps += [T.Pad(padding, fill=0), T.RandomCrop(size)]
+    if color_jitter_prob > 0:
+        if len(color_jitter) != 4:
+            raise ValueError(f"color_jitter must be (brightness, contrast, saturation, hue), "
+                             f"got {tuple(color_jitter)}")
+        steps.append(T.RandomApply([T.ColorJitter(*color_jitter)], p=color_jitter_prob))
+    if grayscale_prob > 0:
+        steps.append(T.RandomGrayscale(p=grayscale_prob))
     steps += [T.ToTensor(), T.Normalize(mean=list(mean), std=list(std))]
     if erasing_prob > 0:
         steps.append(RandomErasing(p=erasing_prob))
@@ -125,5 +145,8 @@ def build_transforms(cfg, is_train: bool) -> T.Compose:
     if is_train:
         return build_train_transform(size=inp.SIZE_TRAIN, mean=inp.PIXEL_MEAN, std=inp.PIXEL_STD,
                                      flip_prob=inp.FLIP_PROB, padding=inp.PADDING,
-                                     erasing_prob=inp.ERASING_PROB)
+                                     erasing_prob=inp.ERASING_PROB,
+                                     color_jitter_prob=inp.COLOR_JITTER_PROB,
+                                     color_jitter=inp.COLOR_JITTER,
+                                     grayscale_prob=inp.GRAYSCALE_PROB)
     return build_test_transform(size=inp.SIZE_TEST, mean=inp.PIXEL_MEAN, std=inp.PIXEL_STD)

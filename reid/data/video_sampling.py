@@ -178,6 +178,9 @@ def build_clip_transform(size: tuple[int, int], mean: Sequence[float], std: Sequ
 def build_clip_transform_from_cfg(cfg, is_train: bool) -> ConsistentClipTransform:
     """:func:`build_clip_transform` from ``INPUT.*`` keys."""
     inp = cfg.INPUT
+    if is_train and (inp.COLOR_JITTER_PROB > 0 or inp.GRAYSCALE_PROB > 0):
+        raise ValueError("INPUT.COLOR_JITTER_PROB / INPUT.GRAYSCALE_PROB are implemented for "
+                         "image datasets only; set them to 0 for video")
     return build_clip_transform(inp.SIZE_TRAIN if is_train else inp.SIZE_TEST, inp.PIXEL_MEAN,
                                 inp.PIXEL_STD, is_train, inp.FLIP_PROB, inp.PADDING,
                                 inp.ERASING_PROB)

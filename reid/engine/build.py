@@ -108,12 +108,18 @@ def _common(cfg, model, evaluator, device, writer) -> dict[str, Any]:
     )
 
 
-def _train_loader(cfg, samples, *, is_video, domain, balanced: bool, seed: int):
-    from reid.data.samplers import RandomIdentitySampler, RandomSampler
+def _train_loader(cfg, samples, *, is_video, domain, balanced: bool, seed: int,
+                  camera_chunks: bool = False):
+    from reid.data.samplers import CameraChunkSampler, RandomIdentitySampler, RandomSampler
 
     batch = cfg.SOLVER.IMS_PER_BATCH
     total = cfg.SOLVER.ITERS * batch
-    if balanced:
+    if camera_chunks:
+        sampler = CameraChunkSampler(
+            [s[2] for s in samples], chunk_size=cfg.DATALOADER.CAMERA_CHUNK, num_samples=total,
+            seed=seed, rank=get_rank(), world_size=get_world_size(),
+        )
+    elif balanced:
         sampler = RandomIdentitySampler(
             [s[1] for s in samples], batch_size=batch, num_instances=cfg.DATALOADER.NUM_INSTANCES,
             num_samples=total, seed=seed, rank=get_rank(), world_size=get_world_size(),
@@ -146,36 +152,68 @@ def _memory_method_parts(cfg, device: torch.device, writer: Any) -> dict[str, An
     num_domains = len(domains) if cfg.MODEL.DSBN.ENABLED else 1
     if cfg.MODEL.DSBN.NUM_DOMAINS > 0:
         num_domains = cfg.MODEL.DSBN.NUM_DOMAINS
+    # camera-based BN: sources keep one branch each, every target camera gets its own
+    cam_maps: list[dict[int, int] | None] = [None] * len(domains)
+    if cfg.MODEL.CAMERA_BN:
+        cam_maps = _camera_branches(cfg, sources, targets)
+        num_domains = 1 + max(max(m.values()) for m in cam_maps if m)
     model = build_model(cfg, num_classes=0, num_domains=num_domains)
     _init_from_weights(cfg, model)
     model = model.to(device)
     test_domain = cfg.MODEL.DSBN.TEST_DOMAIN % num_domains
     evaluator = build_evaluator(cfg, tests, device, domain=test_domain)
 
+    def branch(d: int) -> int:
+        return d if cfg.MODEL.CAMERA_BN else min(d, num_domains - 1)
+
     def extract(domain: int) -> torch.Tensor:
         ds = domains[domain]
+        samples, order = ds.train, None
+        if cam_maps[domain] is not None:  # camera order: batches hold few cameras (cheaper BN)
+            order = np.argsort([s[2] for s in ds.train], kind="stable")
+            samples = [ds.train[i] for i in order]
         loader = make_test_loader(
-            ds.train, is_video=ds.is_video,
+            samples, is_video=ds.is_video,
             transform=build_transform_from_cfg(cfg, is_train=False, is_video=ds.is_video),
             batch_size=cfg.TEST.IMS_PER_BATCH, num_workers=cfg.DATALOADER.NUM_WORKERS,
             seq_len=cfg.INPUT.SEQ_LEN, skip_corrupt=cfg.DATASETS.SKIP_CORRUPT,
         )
         was_training = model.training
         model.eval()
-        feats, _, _ = extract_features(model, loader, device=device,
-                                       domain=min(domain, num_domains - 1), amp=cfg.SOLVER.AMP)
+        feats, _, _ = extract_features(model, loader, device=device, domain=branch(domain),
+                                       amp=cfg.SOLVER.AMP, camera_domains=cam_maps[domain])
         model.train(was_training)
-        return feats.float().cpu()
+        feats = feats.float().cpu()
+        if order is not None:
+            feats = torch.empty_like(feats).index_copy_(0, torch.as_tensor(order), feats)
+        return feats
+
+    def init_bn() -> None:
+        """Exact per-camera statistics of every camera branch before the memory is filled."""
+        from reid.models import estimate_bn_statistics
+
+        for ds, cams in zip(domains, cam_maps, strict=True):
+            if cams is None:
+                continue
+            by_cam: dict[int, list] = {}
+            for item in ds.train:
+                by_cam.setdefault(int(item[2]), []).append(item)
+            estimate_bn_statistics(model, {cams[c]: make_test_loader(
+                items, is_video=False, transform=build_transform_from_cfg(cfg, is_train=False),
+                batch_size=cfg.TEST.IMS_PER_BATCH, num_workers=cfg.DATALOADER.NUM_WORKERS,
+                skip_corrupt=cfg.DATASETS.SKIP_CORRUPT) for c, items in by_cam.items()}, device)
+        logger.info("camera BN: statistics of %d camera branches estimated",
+                    sum(len(m) for m in cam_maps if m))
 
     loaders, keys = [], []
     for d, ds in enumerate(domains):
         is_source = d < len(sources)
-        loaders.append(_train_loader(cfg, ds.train, is_video=ds.is_video,
-                                     domain=min(d, num_domains - 1), balanced=is_source,
-                                     seed=cfg.SEED + d))
+        loaders.append(_train_loader(cfg, ds.train, is_video=ds.is_video, domain=branch(d),
+                                     balanced=is_source, seed=cfg.SEED + d,
+                                     camera_chunks=cam_maps[d] is not None))
         keys.append("pid" if is_source else "index")
-    batches = DomainBatches(loaders, keys, domains=[min(d, num_domains - 1)
-                                                    for d in range(len(domains))])
+    batches = DomainBatches(loaders, keys, domains=[branch(d) for d in range(len(domains))],
+                            camera_branches=cam_maps)
     memory = HybridMemory(
         model.feat_dim,
         source_classes=[ds.num_train_pids for ds in sources],
@@ -191,8 +229,36 @@ def _memory_method_parts(cfg, device: torch.device, writer: Any) -> dict[str, An
         target_true_ids=true_ids, cluster_on=cfg.CLUSTER.FEATURES,
         target_camids=[np.asarray([s[2] for s in ds.train]) for ds in targets],
         camera_centre=cfg.CLUSTER.CAMERA_CENTRE,
+        init_bn=init_bn if cfg.MODEL.CAMERA_BN else None,
         **_common(cfg, model, evaluator, device, writer),
     )
+
+
+def _camera_branches(cfg, sources: list[ReIDDataset], targets: list[ReIDDataset]
+                     ) -> list[dict[int, int] | None]:
+    """``MODEL.CAMERA_BN``: per training domain, None (a source: its own branch, 0..S-1) or a
+    target's ``{camid: branch}`` (branches S, S+1, ... over the targets' sorted cameras)."""
+    if not cfg.TEST.CAMERA_BN:
+        raise ValueError("MODEL.CAMERA_BN trains one BN branch per target camera, so the test "
+                         "features need per-camera statistics too: set TEST.CAMERA_BN True")
+    if any(ds.is_video for ds in sources + targets):
+        raise ValueError("MODEL.CAMERA_BN supports image datasets only")
+    chunk, batch = cfg.DATALOADER.CAMERA_CHUNK, cfg.SOLVER.IMS_PER_BATCH
+    if chunk < 2 or batch % chunk:
+        raise ValueError(f"MODEL.CAMERA_BN needs DATALOADER.CAMERA_CHUNK >= 2 dividing "
+                         f"SOLVER.IMS_PER_BATCH ({batch}), got {chunk}")
+    maps: list[dict[int, int] | None] = [None] * len(sources)
+    nxt = len(sources)
+    for ds in targets:
+        cams = sorted({int(s[2]) for s in ds.train})
+        maps.append({c: nxt + k for k, c in enumerate(cams)})
+        nxt += len(cams)
+    if nxt < 2:
+        raise ValueError("MODEL.CAMERA_BN needs at least two cameras (or a source and a "
+                         "target): a single branch is plain BN")
+    logger.info("camera BN: %d BN branches (%d sources, target cameras %s)", nxt, len(sources),
+                [sorted(m) for m in maps if m is not None])
+    return maps
 
 
 @RUNNER_REGISTRY.register("spcl")
@@ -229,6 +295,9 @@ def build_supervised_runner(cfg, device: torch.device, writer: Any = None) -> Ba
     sources, _, tests = _load_all(cfg)
     if not sources:
         raise ValueError("supervised training needs at least one DATASETS.SOURCE")
+    if cfg.MODEL.CAMERA_BN:
+        raise ValueError("MODEL.CAMERA_BN is implemented for the clustering methods (spcl, "
+                         "cap); supervised training uses one BN (TEST.CAMERA_BN still works)")
     if cfg.DATASETS.SKIP_CORRUPT:
         _drop_corrupt(sources)
     train = combine_datasets(sources)

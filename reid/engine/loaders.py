@@ -1,7 +1,7 @@
 """Per-iteration batches drawn from several domains (sources first, then targets)."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -20,7 +20,10 @@ class DomainBatches:
         loaders: one DataLoader per domain; batches are dicts with ``img`` and the keys below.
         index_keys: per domain, which batch key indexes the memory: ``"pid"`` for labelled
             sources (class centroids), ``"index"`` for targets (instance features).
-        domains: the global domain id of each loader (default 0..n-1).
+        domains: the global domain id (BN branch) of each loader (default 0..n-1).
+        camera_branches: per loader, None or ``{camid: BN branch}``: with a map, every sample
+            of that loader goes to its camera's branch (camera-based BN) instead of the
+            loader's domain id; batches then need ``camid``.
     """
 
     def __init__(
@@ -28,12 +31,17 @@ class DomainBatches:
         loaders: Sequence[DataLoader],
         index_keys: Sequence[str],
         domains: Sequence[int] | None = None,
+        camera_branches: Sequence[Mapping[int, int] | None] | None = None,
     ) -> None:
         if len(loaders) != len(index_keys):
             raise ValueError("one index key per loader is required")
         self.loaders = list(loaders)
         self.index_keys = list(index_keys)
         self.domains = list(domains) if domains is not None else list(range(len(self.loaders)))
+        self.camera_branches = (list(camera_branches) if camera_branches is not None
+                                else [None] * len(self.loaders))
+        if len(self.camera_branches) != len(self.loaders):
+            raise ValueError("camera_branches needs one entry (a map or None) per loader")
         self.epoch = 0
         self._iters: list[Any] = [None] * len(self.loaders)
 
@@ -66,7 +74,7 @@ class DomainBatches:
             batch = self._next(i)
             n = batch["img"].shape[0]
             imgs.append(batch["img"])
-            domains.append(torch.full((n,), self.domains[i], dtype=torch.long))
+            domains.append(self._branches(i, batch, n))
             datasets.append(torch.full((n,), i, dtype=torch.long))
             indexes.append(torch.as_tensor(batch[key], dtype=torch.long))
             pids.append(torch.as_tensor(batch["pid"], dtype=torch.long))
@@ -77,6 +85,18 @@ class DomainBatches:
             "index": torch.cat(indexes).to(device),
             "pid": torch.cat(pids).to(device),
         }
+
+    def _branches(self, i: int, batch: dict[str, Any], n: int) -> torch.Tensor:
+        """(n,) BN branch of every sample of loader ``i``'s batch."""
+        cams = self.camera_branches[i]
+        if cams is None:
+            return torch.full((n,), self.domains[i], dtype=torch.long)
+        camids = torch.as_tensor(batch["camid"]).tolist()
+        missing = sorted(set(camids) - set(cams))
+        if missing:
+            raise KeyError(f"loader {i}: cameras {missing} have no BN branch (known: "
+                           f"{sorted(cams)})")
+        return torch.as_tensor([cams[c] for c in camids], dtype=torch.long)
 
     def state_dict(self) -> dict[str, int]:
         return {"epoch": self.epoch}

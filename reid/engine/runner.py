@@ -160,8 +160,8 @@ class BaseRunner:
             if not torch.isfinite(total.detach()):
                 raise NonFiniteLossError(
                     f"non-finite loss at epoch {epoch} iteration {it}: "
-                    f"{ {k: float(v) for k, v in losses.items()} }; the last good checkpoint "
-                    f"{self.output_dir / 'last.pth'} is kept (lower SOLVER.BASE_LR?)"
+                    f"{ {k: float(v.detach()) for k, v in losses.items()} }; the last good "
+                    f"checkpoint {self.output_dir / 'last.pth'} is kept (lower SOLVER.BASE_LR?)"
                 )
             self.optimizer.zero_grad(set_to_none=True)
             total.backward()

@@ -55,6 +55,8 @@ class SpCLRunner(BaseRunner):
             ``camera_centre``.
         camera_centre: subtract each camera's mean feature before clustering
             (:func:`reid.cluster.camera.camera_centred`); off in the published method.
+        init_bn: called once before the memory is initialised (e.g. estimating the statistics
+            of per-camera BN branches), or None.
         **kwargs: the arguments of :class:`BaseRunner`.
     """
 
@@ -70,6 +72,7 @@ class SpCLRunner(BaseRunner):
         cluster_on: str = "memory",
         target_camids: Sequence[np.ndarray] | None = None,
         camera_centre: bool = False,
+        init_bn: Callable[[], None] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -83,6 +86,7 @@ class SpCLRunner(BaseRunner):
         self.target_true_ids = list(target_true_ids)
         self.cluster_on = cluster_on
         self.camera_centre = camera_centre
+        self.init_bn = init_bn
         self.target_camids = list(target_camids) if target_camids is not None else None
         if camera_centre and (self.target_camids is None
                               or len(self.target_camids) != len(self.target_true_ids)):
@@ -95,6 +99,8 @@ class SpCLRunner(BaseRunner):
         """Initialise the memory from a full extraction (class centroids / instance features)."""
         from reid.memory import class_centroids
 
+        if self.init_bn is not None:
+            self.init_bn()
         for s, labels in enumerate(self.source_labels):
             feats = F.normalize(self.extract(s), dim=1)
             centroids = class_centroids(feats, torch.as_tensor(labels, dtype=torch.long))

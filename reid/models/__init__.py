@@ -5,7 +5,7 @@ Video architectures live in :mod:`reid.models.video` (imported on demand by
 """
 from reid.models.backbones import BACKBONE_REGISTRY
 from reid.models.build import build_encoder, build_model, configure_bn
-from reid.models.camera_bn import fit_camera_bn
+from reid.models.camera_bn import estimate_bn_statistics, fit_camera_bn
 from reid.models.encoder import ReIDEncoder
 from reid.models.extractor import FeatureExtractor, extract_features
 from reid.models.norm import (
@@ -43,6 +43,7 @@ __all__ = [
     "convert_grouped_bn",
     "convert_sync_bn",
     "extract_features",
+    "estimate_bn_statistics",
     "fit_camera_bn",
     "gem",
     "load_pretrained",

@@ -23,6 +23,7 @@ def configure_bn(
     test_domain: int = -1,
     samples_per_bn: int = 0,
     sync_bn: bool = False,
+    share_affine: bool = False,
 ) -> nn.Module:
     """Apply the BatchNorm options to ``model`` (in place; returns it).
 
@@ -30,6 +31,7 @@ def configure_bn(
         num_domains: > 1 converts every BatchNorm1d/2d to domain-specific BN
             (:func:`reid.models.convert_dsbn`).
         test_domain: DSBN branch used in eval mode (-1 = the last domain, the target).
+        share_affine: the DSBN branches share their affine parameters (camera-based BN).
         samples_per_bn: > 0 computes BN training statistics over groups of this many samples
             (inside each domain's chunk with DSBN); see :mod:`reid.models.norm`.
         sync_bn: convert plain BNs to ``SyncBatchNorm`` when ``torch.distributed`` runs with
@@ -39,7 +41,7 @@ def configure_bn(
         ValueError: ``sync_bn`` together with ``samples_per_bn > 0`` (contradictory).
     """
     if num_domains > 1:
-        convert_dsbn(model, num_domains, test_domain)
+        convert_dsbn(model, num_domains, test_domain, share_affine=share_affine)
     set_test_domain(model, test_domain)
     if samples_per_bn > 0 and sync_bn:
         raise ValueError("MODEL.BN.SYNC and MODEL.BN.SAMPLES_PER_BN > 0 contradict each other: "
@@ -73,6 +75,7 @@ def build_encoder(
     samples_per_bn: int = 0,
     sync_bn: bool = False,
     channels_last: bool = False,
+    share_affine: bool = False,
 ) -> ReIDEncoder:
     """An image re-ID encoder (:class:`reid.models.ReIDEncoder`) from plain arguments.
 
@@ -84,7 +87,8 @@ def build_encoder(
         last_stride: 1 (re-ID default, doubles the final map) or 2.
         pooling, gem_p, embed_dim, neck, dropout, num_classes, channels_last: see
             :class:`reid.models.ReIDEncoder`.
-        num_domains, test_domain, samples_per_bn, sync_bn: see :func:`configure_bn`.
+        num_domains, test_domain, samples_per_bn, sync_bn, share_affine: see
+            :func:`configure_bn`.
 
     Example:
         >>> model = build_encoder("resnet50", "weights/resnet50.pth", num_domains=2)
@@ -98,7 +102,7 @@ def build_encoder(
     model = ReIDEncoder(backbone, pooling=pooling, gem_p=gem_p, embed_dim=embed_dim, neck=neck,
                         dropout=dropout, num_classes=num_classes, channels_last=channels_last)
     configure_bn(model, num_domains=num_domains, test_domain=test_domain,
-                 samples_per_bn=samples_per_bn, sync_bn=sync_bn)
+                 samples_per_bn=samples_per_bn, sync_bn=sync_bn, share_affine=share_affine)
     if channels_last:
         model.to(memory_format=torch.channels_last)
     return model
@@ -118,8 +122,10 @@ def build_model(cfg, num_classes: int = 0, num_domains: int = 1) -> nn.Module:
     """The encoder of ``cfg.MODEL`` (image or video architecture).
 
     Reads ``MODEL.{ARCH, PRETRAINED_PATH, LAST_STRIDE, POOLING, GEM_P, NECK, EMBED_DIM, DROPOUT,
-    CHANNELS_LAST}``, ``MODEL.DSBN.{ENABLED, TEST_DOMAIN}`` and ``MODEL.BN.{SAMPLES_PER_BN,
-    SYNC}``. Domain-specific BN is used when ``num_domains > 1`` and ``MODEL.DSBN.ENABLED``.
+    CHANNELS_LAST, CAMERA_BN}``, ``MODEL.DSBN.{ENABLED, TEST_DOMAIN}`` and
+    ``MODEL.BN.{SAMPLES_PER_BN, SYNC}``. Domain-specific BN is used when ``num_domains > 1`` and
+    ``MODEL.DSBN.ENABLED``, or always with ``MODEL.CAMERA_BN`` (branches per camera, affine
+    parameters shared; the caller counts the branches).
     Video architectures are built by ``reid.models.video.build_video_model``.
 
     Args:
@@ -128,7 +134,7 @@ def build_model(cfg, num_classes: int = 0, num_domains: int = 1) -> nn.Module:
         num_domains: number of domains trained together (BN branches with DSBN).
     """
     m = cfg.MODEL
-    if num_domains > 1 and not m.DSBN.ENABLED:
+    if num_domains > 1 and not m.DSBN.ENABLED and not m.CAMERA_BN:
         logger.info("MODEL.DSBN.ENABLED is off: %d domains share one BN", num_domains)
         num_domains = 1
     bn_kwargs = dict(test_domain=m.DSBN.TEST_DOMAIN, samples_per_bn=m.BN.SAMPLES_PER_BN,
@@ -138,7 +144,7 @@ def build_model(cfg, num_classes: int = 0, num_domains: int = 1) -> nn.Module:
             m.ARCH, pretrained_path=m.PRETRAINED_PATH or None, last_stride=m.LAST_STRIDE,
             pooling=m.POOLING, gem_p=m.GEM_P, embed_dim=m.EMBED_DIM, neck=m.NECK,
             dropout=m.DROPOUT, num_classes=num_classes, num_domains=num_domains,
-            channels_last=m.CHANNELS_LAST, **bn_kwargs,
+            channels_last=m.CHANNELS_LAST, share_affine=bool(m.CAMERA_BN), **bn_kwargs,
         )
     video = _video_registry()
     if video is None or m.ARCH not in video[0]:

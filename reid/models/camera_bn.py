@@ -31,7 +31,7 @@ from reid.models.norm import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["fit_camera_bn"]
+__all__ = ["estimate_bn_statistics", "fit_camera_bn"]
 
 
 @torch.no_grad()
@@ -74,40 +74,84 @@ def fit_camera_bn(
     """
     if not loaders:
         raise ValueError("fit_camera_bn: no camera to estimate statistics for")
+    cam_model = copy.deepcopy(model)
+    if num_bn_domains(cam_model) > 1:
+        cam_model = convert_dsbn_to_bn(cam_model, domain)
+    cam_model = convert_dsbn(cam_model, 1 + len(loaders), test_domain=0, share_affine=True)
+    branches = {int(cam): 1 + k for k, cam in enumerate(loaders)}
+    for cam, loader in loaders.items():
+        try:
+            estimate_bn_statistics(cam_model, {branches[int(cam)]: loader}, device)
+        except ValueError:
+            raise ValueError(f"fit_camera_bn: camera {cam} has fewer than 2 images") from None
+    cam_model.eval()
+    return cam_model, branches
+
+
+@torch.no_grad()
+def estimate_bn_statistics(
+    model: nn.Module,
+    loaders: Mapping[int, Iterable[dict[str, Any]]],
+    device: torch.device | str | None = None,
+) -> None:
+    """Set DSBN branches' running statistics to the exact moments of their inputs, in place.
+
+    For every ``branch: loader`` pair, all images of ``loader`` are routed to DSBN branch
+    ``branch`` in one train-mode pass (the layers below normalise with their batch statistics,
+    as in PreciseBN) and that branch of every :class:`~reid.models.norm.DomainSpecificBatchNorm`
+    gets the population mean / unbiased variance of its input over all of them (float64 sums).
+    Parameters and the other branches are untouched; the model's train / eval mode is restored.
+
+    Args:
+        model: an encoder with domain-specific BN (``model(x, domains=...)``).
+        loaders: ``{branch: loader}``; loaders yield dicts with ``img`` ``(B, C, H, W)``; a
+            batch of one image is merged with a neighbour.
+        device: where the model runs (default: the model's device).
+
+    Raises:
+        ValueError: the model has no DSBN layer, a branch is out of range, or a loader yields
+            fewer than 2 images.
+
+    Example:
+        >>> estimate_bn_statistics(model, {1: loader_cam1, 2: loader_cam2})
+    """
+    dsbns = dsbn_modules(model)
+    if not dsbns:
+        raise ValueError("estimate_bn_statistics needs a model with domain-specific BN")
     if device is None:
         param = next(model.parameters(), None)
         device = param.device if param is not None else torch.device("cpu")
     device = torch.device(device)
-    cam_model = copy.deepcopy(model)
-    if num_bn_domains(cam_model) > 1:
-        cam_model = convert_dsbn_to_bn(cam_model, domain)
-    cam_model = convert_dsbn(cam_model, 1 + len(loaders), test_domain=0)
-    branches = {int(cam): 1 + k for k, cam in enumerate(loaders)}
-    dsbns = dsbn_modules(cam_model)
-    cam_model.to(device).train()
-    for cam, loader in loaders.items():
-        branch = branches[int(cam)]
-        bns = [m.dsbn[branch] for m in dsbns]
-        moments = [_Moments() for _ in bns]
-        hooks = [bn.register_forward_pre_hook(mom.hook)
-                 for bn, mom in zip(bns, moments, strict=True)]
-        try:
-            seen = 0
-            for x in _batches_of_two_or_more(loader):
-                x = x.to(device)
-                cam_model(x, domains=torch.full((x.shape[0],), branch, dtype=torch.long,
+    was_training = model.training
+    model.to(device).train()
+    try:
+        for branch, loader in loaders.items():
+            branch = int(branch)
+            if not 0 <= branch < min(m.num_domains for m in dsbns):
+                raise ValueError(f"BN branch {branch} out of range")
+            bns = [m.dsbn[branch] for m in dsbns]
+            saved = [{k: v.clone() for k, v in bn.state_dict().items()} for bn in bns]
+            moments = [_Moments() for _ in bns]
+            hooks = [bn.register_forward_pre_hook(mom.hook)
+                     for bn, mom in zip(bns, moments, strict=True)]
+            try:
+                seen = 0
+                for x in _batches_of_two_or_more(loader):
+                    x = x.to(device)
+                    model(x, domains=torch.full((x.shape[0],), branch, dtype=torch.long,
                                                 device=device))
-                seen += x.shape[0]
-        finally:
-            for h in hooks:
-                h.remove()
-        if seen == 0:
-            raise ValueError(f"fit_camera_bn: camera {cam} has fewer than 2 images")
-        for bn, mom in zip(bns, moments, strict=True):
-            mom.store(bn)
-        logger.debug("camera %s: BN statistics from %d images", cam, seen)
-    cam_model.eval()
-    return cam_model, branches
+                    seen += x.shape[0]
+            finally:
+                for h in hooks:
+                    h.remove()
+            if seen == 0:
+                raise ValueError(f"branch {branch}: fewer than 2 images to estimate from")
+            for bn, mom, state in zip(bns, moments, saved, strict=True):
+                bn.load_state_dict(state)  # the pass's momentum updates are discarded
+                mom.store(bn)
+            logger.debug("BN branch %d: statistics from %d images", branch, seen)
+    finally:
+        model.train(was_training)
 
 
 def _batches_of_two_or_more(loader: Iterable[dict[str, Any]]) -> Iterator[torch.Tensor]:

@@ -229,15 +229,23 @@ class DomainSpecificBatchNorm(nn.Module):
         bn: the BatchNorm1d/2d whose state every branch starts from (deep copies).
         num_domains: number of branches, at least 2.
         test_domain: branch used in eval mode without routing; -1 = the last one.
+        share_affine: every branch uses branch 0's ``weight`` and ``bias`` Parameters (only the
+            normalisation statistics are per branch, as camera-based BN, Zhuang et al., ECCV
+            2020); the state dict still lists them under every branch.
     """
 
     def __init__(self, bn: nn.modules.batchnorm._BatchNorm, num_domains: int,
-                 test_domain: int = -1) -> None:
+                 test_domain: int = -1, share_affine: bool = False) -> None:
         super().__init__()
         if num_domains < 2:
             raise ValueError(f"DSBN needs at least 2 domains, got {num_domains}")
         self.num_domains = int(num_domains)
         self.dsbn = nn.ModuleList(copy.deepcopy(bn) for _ in range(self.num_domains))
+        self.share_affine = bool(share_affine) and bn.affine
+        if self.share_affine:
+            for branch in self.dsbn[1:]:
+                branch.weight = self.dsbn[0].weight
+                branch.bias = self.dsbn[0].bias
         self.test_domain = 0
         self.set_test_domain(test_domain)
         self.routing: DomainRouting | None = None
@@ -265,7 +273,8 @@ class DomainSpecificBatchNorm(nn.Module):
         return out if r.inv is None else out.index_select(0, r.inv)
 
     def extra_repr(self) -> str:
-        return f"num_domains={self.num_domains}, test_domain={self.test_domain}"
+        shared = ", share_affine=True" if self.share_affine else ""
+        return f"num_domains={self.num_domains}, test_domain={self.test_domain}{shared}"
 
 
 def dsbn_modules(model: nn.Module) -> list[DomainSpecificBatchNorm]:
@@ -278,12 +287,14 @@ def num_bn_domains(model: nn.Module) -> int:
     return max((m.num_domains for m in dsbn_modules(model)), default=1)
 
 
-def convert_dsbn(model: nn.Module, num_domains: int, test_domain: int = -1) -> nn.Module:
+def convert_dsbn(model: nn.Module, num_domains: int, test_domain: int = -1,
+                 share_affine: bool = False) -> nn.Module:
     """Replace every BatchNorm1d/2d of ``model`` by a :class:`DomainSpecificBatchNorm`.
 
     Each of the ``num_domains`` (>= 2) branches starts as a copy of the original BN (parameters,
-    buffers, ``requires_grad``, grouped-BN size). InstanceNorm (IBN-a) stays shared. Works in
-    place and returns the model; existing DSBN modules are left as they are.
+    buffers, ``requires_grad``, grouped-BN size); with ``share_affine`` the branches share one
+    ``weight`` / ``bias`` and differ only in their statistics. InstanceNorm (IBN-a) stays
+    shared. Works in place and returns the model; existing DSBN modules are left as they are.
     """
     if num_domains < 2:
         raise ValueError(f"convert_dsbn needs num_domains >= 2, got {num_domains}")
@@ -292,7 +303,7 @@ def convert_dsbn(model: nn.Module, num_domains: int, test_domain: int = -1) -> n
         if isinstance(m, DomainSpecificBatchNorm):
             return m
         if isinstance(m, _PLAIN_BN) and not isinstance(m, nn.SyncBatchNorm):
-            return DomainSpecificBatchNorm(m, num_domains, test_domain)
+            return DomainSpecificBatchNorm(m, num_domains, test_domain, share_affine)
         return None
 
     model = _replace_modules(model, fn)
