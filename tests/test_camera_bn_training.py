@@ -159,18 +159,12 @@ def test_runner_fills_the_memory_with_camera_normalised_features(tmp_path):
 def test_camera_bn_training_resumes_exactly_and_tools_test_reads_it(tmp_path):
     import json
 
+    from test_engine import train_full_and_resumed
+
     from reid.engine import cli
-    from reid.utils.checkpoint import load_checkpoint
 
     root = str(tmp_path / "data")
-    cli.train_main(_cbn_args(root, tmp_path / "full", "SOLVER.MAX_EPOCHS", "2"))
-    cli.train_main(_cbn_args(root, tmp_path / "split", "SOLVER.MAX_EPOCHS", "1"))
-    cli.train_main(["--resume", *_cbn_args(root, tmp_path / "split", "SOLVER.MAX_EPOCHS", "2")])
-    full = load_checkpoint(tmp_path / "full" / "last.pth")
-    split = load_checkpoint(tmp_path / "split" / "last.pth")
-    for key, value in full["model"].items():
-        assert torch.equal(value, split["model"][key]), key
-    assert torch.equal(full["method"]["memory"]["features"], split["method"]["memory"]["features"])
+    full, _ = train_full_and_resumed(lambda out, *extra: _cbn_args(root, out, *extra), tmp_path)
     state = full["model"]
     bn = [k[:-len(".dsbn.0.running_mean")] for k in state if k.endswith(".dsbn.0.running_mean")]
     assert bn and all(f"{k}.dsbn.2.running_mean" not in state for k in bn)  # one branch per cam

@@ -107,18 +107,10 @@ def _cap_args(root, out, *extra):
 def test_cap_runner_trains_logs_proxies_and_resumes_exactly(tmp_path):
     import json
 
-    from reid.engine import cli
-    from reid.utils.checkpoint import load_checkpoint
+    from test_engine import train_full_and_resumed
 
     root = str(tmp_path / "data")
-    cli.train_main(_cap_args(root, tmp_path / "full", "SOLVER.MAX_EPOCHS", "2"))
-    cli.train_main(_cap_args(root, tmp_path / "split", "SOLVER.MAX_EPOCHS", "1"))
-    cli.train_main(["--resume", *_cap_args(root, tmp_path / "split", "SOLVER.MAX_EPOCHS", "2")])
-    full = load_checkpoint(tmp_path / "full" / "last.pth")
-    split = load_checkpoint(tmp_path / "split" / "last.pth")
-    for key, value in full["model"].items():
-        assert torch.equal(value, split["model"][key]), key
-    assert torch.equal(full["method"]["memory"]["features"], split["method"]["memory"]["features"])
+    train_full_and_resumed(lambda out, *extra: _cap_args(root, out, *extra), tmp_path)
     labels = [json.loads(x) for x in (tmp_path / "full" / "labels.jsonl").read_text().splitlines()]
     assert [x["epoch"] for x in labels] == [0, 1]
     for line in labels:  # every cluster yields at least one proxy, every outlier exactly one

@@ -30,16 +30,14 @@ def _args(root, out, *extra):
             "DATASETS.ROOT", root, "OUTPUT_DIR", str(out), *extra]
 
 
-def test_uda_resume_equals_uninterrupted_run(data_root, tmp_path):
-    """Stopping after epoch 1 and resuming gives the same model and memory as one run."""
-    cli.train_main(_args(data_root, tmp_path / "full", "SOLVER.MAX_EPOCHS", "2",
-                     "TEST.EVAL_PERIOD", "2"))
-    cli.train_main(_args(data_root, tmp_path / "split", "SOLVER.MAX_EPOCHS", "1",
-                     "TEST.EVAL_PERIOD", "2"))
-    first = load_checkpoint(tmp_path / "split" / "last.pth")
-    assert first["epoch"] == 1
-    cli.train_main(["--resume", *_args(data_root, tmp_path / "split", "SOLVER.MAX_EPOCHS", "2",
-                                   "TEST.EVAL_PERIOD", "2")])
+def train_full_and_resumed(make_args, tmp_path) -> tuple[dict, dict]:
+    """Train 2 epochs in one run ("full") and 1 + 1 epochs with --resume ("split"); asserts
+    that both end with the same model and memory and returns both last checkpoints.
+    ``make_args(out, *extra)`` gives the command line of a run into ``out``."""
+    cli.train_main(make_args(tmp_path / "full", "SOLVER.MAX_EPOCHS", "2"))
+    cli.train_main(make_args(tmp_path / "split", "SOLVER.MAX_EPOCHS", "1"))
+    assert load_checkpoint(tmp_path / "split" / "last.pth")["epoch"] == 1
+    cli.train_main(["--resume", *make_args(tmp_path / "split", "SOLVER.MAX_EPOCHS", "2")])
     full = load_checkpoint(tmp_path / "full" / "last.pth")
     split = load_checkpoint(tmp_path / "split" / "last.pth")
     assert full["epoch"] == split["epoch"] == 2
@@ -47,6 +45,13 @@ def test_uda_resume_equals_uninterrupted_run(data_root, tmp_path):
         assert torch.equal(value, split["model"][key]), key
     for key, value in full["method"]["memory"].items():
         assert torch.equal(value, split["method"]["memory"][key]), key
+    return full, split
+
+
+def test_uda_resume_equals_uninterrupted_run(data_root, tmp_path):
+    """Stopping after epoch 1 and resuming gives the same model and memory as one run."""
+    full, split = train_full_and_resumed(
+        lambda out, *extra: _args(data_root, out, *extra, "TEST.EVAL_PERIOD", "2"), tmp_path)
     assert full["method"]["labelers"] == split["method"]["labelers"]
     def metrics(run):
         return [json.loads(x) for x in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]

@@ -33,7 +33,60 @@ def _check_rank(rank: int, world_size: int) -> None:
         raise ValueError(f"need 0 <= rank < world_size, got rank={rank}, world_size={world_size}")
 
 
-class RandomIdentitySampler(Sampler[int]):
+class _SeededSampler(Sampler[int]):
+    """Common part of the samplers: seed, epoch, rank and the per-epoch length.
+
+    Subclasses implement :meth:`_indices` (this rank's endless index stream of the epoch).
+    """
+
+    def __init__(self, num_samples: int | None, seed: int, rank: int, world_size: int) -> None:
+        if num_samples is not None and num_samples < 0:
+            raise ValueError(f"num_samples must be >= 0, got {num_samples}")
+        _check_rank(rank, world_size)
+        _rng(seed, 0)
+        self.num_samples = num_samples
+        self.seed = int(seed)
+        self.rank = rank
+        self.world_size = world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the stream of ``epoch`` (call before creating the DataLoader iterator)."""
+        self.epoch = int(epoch)
+
+    def _indices(self) -> Iterator[int]:
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[int]:
+        if self.num_samples is None:
+            return self._indices()
+        return itertools.islice(self._indices(), self.num_samples)
+
+    def __len__(self) -> int:
+        if self.num_samples is None:
+            raise TypeError(f"an infinite {type(self).__name__} has no length")
+        return self.num_samples
+
+
+class _GroupSampler(_SeededSampler):
+    """A seeded stream of index groups (batches, chunks), sharded by whole groups: subclasses
+    implement :meth:`_one_pass`; passes are concatenated for as long as needed and rank ``r``
+    of ``W`` takes groups ``r, r + W, ...``."""
+
+    def _one_pass(self, rng: np.random.Generator) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    def _groups(self) -> Iterator[np.ndarray]:
+        rng = _rng(self.seed, self.epoch)
+        while True:
+            yield from self._one_pass(rng)
+
+    def _indices(self) -> Iterator[int]:
+        mine = itertools.islice(self._groups(), self.rank, None, self.world_size)
+        return (int(i) for group in mine for i in group)
+
+
+class RandomIdentitySampler(_GroupSampler):
     """PK sampling: batches of P = ``batch_size // num_instances`` distinct identities with K =
     ``num_instances`` images each (Hermans et al. 2017).
 
@@ -77,10 +130,7 @@ class RandomIdentitySampler(Sampler[int]):
             raise ValueError("give num_samples or num_iters, not both")
         if num_iters is not None:
             num_samples = int(num_iters) * batch_size
-        if num_samples is not None and num_samples < 0:
-            raise ValueError(f"num_samples must be >= 0, got {num_samples}")
-        _check_rank(rank, world_size)
-        _rng(seed, 0)
+        super().__init__(num_samples, seed, rank, world_size)
         pids = np.asarray(list(pids))
         if pids.size == 0:
             raise ValueError("RandomIdentitySampler got an empty list of pids")
@@ -96,15 +146,6 @@ class RandomIdentitySampler(Sampler[int]):
         order = np.argsort(inverse, kind="stable")
         bounds = np.cumsum(np.bincount(inverse, minlength=len(ids)))[:-1]
         self.index_lists = np.split(order, bounds)
-        self.num_samples = num_samples
-        self.seed = int(seed)
-        self.rank = rank
-        self.world_size = world_size
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Select the stream of ``epoch`` (call before creating the DataLoader iterator)."""
-        self.epoch = int(epoch)
 
     def _one_pass(self, rng: np.random.Generator) -> list[np.ndarray]:
         k, p = self.num_instances, self.num_pids_per_batch
@@ -125,25 +166,8 @@ class RandomIdentitySampler(Sampler[int]):
             left[chosen] -= 1
         return batches
 
-    def _batches(self) -> Iterator[np.ndarray]:
-        rng = _rng(self.seed, self.epoch)
-        while True:
-            yield from self._one_pass(rng)
 
-    def __iter__(self) -> Iterator[int]:
-        mine = itertools.islice(self._batches(), self.rank, None, self.world_size)
-        indices = (int(i) for batch in mine for i in batch)
-        if self.num_samples is None:
-            return indices
-        return itertools.islice(indices, self.num_samples)
-
-    def __len__(self) -> int:
-        if self.num_samples is None:
-            raise TypeError("an infinite RandomIdentitySampler has no length")
-        return self.num_samples
-
-
-class RandomSampler(Sampler[int]):
+class RandomSampler(_SeededSampler):
     """Uniform random order over ``range(data_size)``: concatenated seeded permutations (every
     sample once per pass, no replacement within a pass), for unlabelled target data.
 
@@ -164,39 +188,19 @@ class RandomSampler(Sampler[int]):
     ) -> None:
         if data_size < 1:
             raise ValueError(f"RandomSampler needs data_size >= 1, got {data_size}")
-        if num_samples is not None and num_samples < 0:
-            raise ValueError(f"num_samples must be >= 0, got {num_samples}")
-        _check_rank(rank, world_size)
-        _rng(seed, 0)
+        super().__init__(num_samples, seed, rank, world_size)
         self.data_size = int(data_size)
-        self.num_samples = num_samples
-        self.seed = int(seed)
-        self.rank = rank
-        self.world_size = world_size
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Select the stream of ``epoch`` (call before creating the DataLoader iterator)."""
-        self.epoch = int(epoch)
 
     def _stream(self) -> Iterator[int]:
         rng = _rng(self.seed, self.epoch)
         while True:
             yield from (int(i) for i in rng.permutation(self.data_size))
 
-    def __iter__(self) -> Iterator[int]:
-        mine = itertools.islice(self._stream(), self.rank, None, self.world_size)
-        if self.num_samples is None:
-            return mine
-        return itertools.islice(mine, self.num_samples)
-
-    def __len__(self) -> int:
-        if self.num_samples is None:
-            raise TypeError("an infinite RandomSampler has no length")
-        return self.num_samples
+    def _indices(self) -> Iterator[int]:
+        return itertools.islice(self._stream(), self.rank, None, self.world_size)
 
 
-class CameraChunkSampler(Sampler[int]):
+class CameraChunkSampler(_GroupSampler):
     """Random order in chunks of ``chunk_size`` images of one camera, for camera-based BN.
 
     A batch of ``m * chunk_size`` indices then holds ``m`` camera-pure chunks, so BatchNorm
@@ -236,23 +240,13 @@ class CameraChunkSampler(Sampler[int]):
         if chunk_size < 2:
             raise ValueError(f"chunk_size must be >= 2 (BatchNorm needs two images of a "
                              f"camera), got {chunk_size}")
-        if num_samples is not None and (num_samples < 0 or num_samples % chunk_size):
-            raise ValueError(f"num_samples ({num_samples}) must be a non-negative multiple of "
-                             f"chunk_size ({chunk_size})")
-        _check_rank(rank, world_size)
-        _rng(seed, 0)
+        if num_samples is not None and num_samples % chunk_size:
+            raise ValueError(f"num_samples ({num_samples}) must be a multiple of chunk_size "
+                             f"({chunk_size})")
+        super().__init__(num_samples, seed, rank, world_size)
         cams = np.asarray(camids)
         self.by_camera = [np.flatnonzero(cams == c) for c in np.unique(cams)]
         self.chunk_size = int(chunk_size)
-        self.num_samples = num_samples
-        self.seed = int(seed)
-        self.rank = rank
-        self.world_size = world_size
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Select the stream of ``epoch`` (call before creating the DataLoader iterator)."""
-        self.epoch = int(epoch)
 
     def _one_pass(self, rng: np.random.Generator) -> list[np.ndarray]:
         g = self.chunk_size
@@ -269,20 +263,3 @@ class CameraChunkSampler(Sampler[int]):
                 fill = rng.choice(order[:full], size=g - len(rest), replace=False)
                 chunks.append(np.concatenate([rest, fill]))
         return [chunks[i] for i in rng.permutation(len(chunks))]
-
-    def _chunks(self) -> Iterator[np.ndarray]:
-        rng = _rng(self.seed, self.epoch)
-        while True:
-            yield from self._one_pass(rng)
-
-    def __iter__(self) -> Iterator[int]:
-        mine = itertools.islice(self._chunks(), self.rank, None, self.world_size)
-        stream = (int(i) for chunk in mine for i in chunk)
-        if self.num_samples is None:
-            return stream
-        return itertools.islice(stream, self.num_samples)
-
-    def __len__(self) -> int:
-        if self.num_samples is None:
-            raise TypeError("an infinite CameraChunkSampler has no length")
-        return self.num_samples
