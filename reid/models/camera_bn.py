@@ -82,7 +82,7 @@ def fit_camera_bn(
     for cam, loader in loaders.items():
         try:
             estimate_bn_statistics(cam_model, {branches[int(cam)]: loader}, device)
-        except ValueError:
+        except _TooFewImages:
             raise ValueError(f"fit_camera_bn: camera {cam} has fewer than 2 images") from None
     cam_model.eval()
     return cam_model, branches
@@ -145,13 +145,17 @@ def estimate_bn_statistics(
                 for h in hooks:
                     h.remove()
             if seen == 0:
-                raise ValueError(f"branch {branch}: fewer than 2 images to estimate from")
+                raise _TooFewImages(f"branch {branch}: fewer than 2 images to estimate from")
             for bn, mom, state in zip(bns, moments, saved, strict=True):
                 bn.load_state_dict(state)  # the pass's momentum updates are discarded
                 mom.store(bn)
             logger.debug("BN branch %d: statistics from %d images", branch, seen)
     finally:
         model.train(was_training)
+
+
+class _TooFewImages(ValueError):
+    """A loader of :func:`estimate_bn_statistics` yielded fewer than 2 images."""
 
 
 def _batches_of_two_or_more(loader: Iterable[dict[str, Any]]) -> Iterator[torch.Tensor]:
