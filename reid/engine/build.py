@@ -190,18 +190,17 @@ def _memory_method_parts(cfg, device: torch.device, writer: Any) -> dict[str, An
 
     def init_bn() -> None:
         """Exact per-camera statistics of every camera branch before the memory is filled."""
+        from reid.data.datasets.common import by_camera
         from reid.models import estimate_bn_statistics
 
         for ds, cams in zip(domains, cam_maps, strict=True):
             if cams is None:
                 continue
-            by_cam: dict[int, list] = {}
-            for item in ds.train:
-                by_cam.setdefault(int(item[2]), []).append(item)
-            estimate_bn_statistics(model, {cams[c]: make_test_loader(
+            loaders = {cams[c]: make_test_loader(
                 items, is_video=False, transform=build_transform_from_cfg(cfg, is_train=False),
                 batch_size=cfg.TEST.IMS_PER_BATCH, num_workers=cfg.DATALOADER.NUM_WORKERS,
-                skip_corrupt=cfg.DATASETS.SKIP_CORRUPT) for c, items in by_cam.items()}, device)
+                skip_corrupt=cfg.DATASETS.SKIP_CORRUPT) for c, items in by_camera(ds.train).items()}
+            estimate_bn_statistics(model, loaders, device)
         logger.info("camera BN: statistics of %d camera branches estimated",
                     sum(len(m) for m in cam_maps if m))
 

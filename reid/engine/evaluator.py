@@ -86,9 +86,9 @@ class DatasetEvaluator:
 
         if dataset.is_video:
             raise ValueError(f"TEST.CAMERA_BN supports image sets only; {dataset.name} is video")
-        by_cam: dict[int, list] = {}
-        for item in dataset.train:
-            by_cam.setdefault(int(item[2]), []).append(item)
+        from reid.data.datasets.common import by_camera
+
+        by_cam = by_camera(dataset.train)
         if not by_cam:
             raise ValueError(f"TEST.CAMERA_BN needs the training images of {dataset.name} to "
                              "estimate per-camera statistics, and it has none")
@@ -96,7 +96,7 @@ class DatasetEvaluator:
         if test_cams - set(by_cam):
             logger.warning("%s: cameras %s have no training image; their test images keep the "
                            "model's BN statistics", dataset.name, sorted(test_cams - set(by_cam)))
-        loaders = {cam: self.make_loader(items, False) for cam, items in sorted(by_cam.items())}
+        loaders = {cam: self.make_loader(items, False) for cam, items in by_cam.items()}
         return fit_camera_bn(model, loaders, device=self.device,
                              domain=-1 if self.domain is None else self.domain)
 

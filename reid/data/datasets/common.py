@@ -152,6 +152,14 @@ def require_files(paths: Iterable[str], dataset: str, listed_in: Path) -> None:
             raise DatasetLayoutError(f"{dataset}: {listed_in} lists {p}, which does not exist")
 
 
+def by_camera(samples: Iterable[Sample]) -> dict[int, list[Sample]]:
+    """``{camid: its samples, in input order}`` with the cameras in increasing order."""
+    groups: dict[int, list[Sample]] = {}
+    for item in samples:
+        groups.setdefault(int(item[2]), []).append(item)
+    return dict(sorted(groups.items()))
+
+
 def relabel(samples: list[Sample]) -> list[Sample]:
     """Samples with pids mapped to ``0..n-1`` in ascending order of the original pid."""
     mapping = {pid: i for i, pid in enumerate(sorted({s[1] for s in samples}))}
