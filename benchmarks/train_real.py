@@ -37,6 +37,7 @@ RUNS: dict[str, tuple[str, str, str]] = {
     "supervised_cuhk01": ("configs/real/supervised_cuhk01.yaml", "sup", "cuhk01"),
     "usl_cuhk03": ("configs/real/usl_cuhk03.yaml", "usl", "cuhk03_detected"),
     "usl_cuhk03_cap": ("configs/real/usl_cuhk03_cap.yaml", "usl", "cuhk03_detected"),
+    "usl_cuhk03_cap_pb": ("configs/real/usl_cuhk03_cap_pb.yaml", "usl", "cuhk03_detected"),
     "uda_cuhk03_cuhk01": ("configs/real/uda_cuhk03_cuhk01.yaml", "uda", "cuhk01"),
     "usl_cuhk01": ("configs/real/usl_cuhk01.yaml", "usl", "cuhk01"),
     "uda_cuhk01_cuhk03": ("configs/real/uda_cuhk01_cuhk03.yaml", "uda", "cuhk03_detected"),
@@ -229,7 +230,8 @@ def ratios(found: dict[str, dict[str, Any]]) -> list[str]:
     """USL / supervised upper bound (target >= 0.70) and share of the UDA gap closed (>= 0.5)."""
     out = []
     sup = final_map(found, "supervised_cuhk03", "cuhk03_detected")
-    for name in ("usl_cuhk03", "usl_cuhk03_cap"):
+    for name in (n for n, (_, kind, target) in RUNS.items()
+                 if kind == "usl" and target == "cuhk03_detected"):
         usl = final_map(found, name, "cuhk03_detected")
         if usl is not None and sup:
             out.append(f"- USL CUHK03 ({name}) / supervised CUHK03: {usl / sup:.2f} (target "

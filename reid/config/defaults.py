@@ -86,6 +86,7 @@ _C.DATALOADER = CN()
 _C.DATALOADER.NUM_WORKERS = 2  # data loading worker processes
 _C.DATALOADER.NUM_INSTANCES = 4  # images per identity in an identity-balanced batch
 _C.DATALOADER.CAMERA_CHUNK = 16  # images of one camera per chunk of a target batch with MODEL.CAMERA_BN
+_C.DATALOADER.TARGET_BALANCED = False  # target batches P x K over pseudo groups (SpCL clusters, CAP proxies); outliers not sampled
 
 # ---------------------------------------------------------------------------------------
 _C.SOLVER = CN()
@@ -128,6 +129,7 @@ _C.CLUSTER.FEATURES = "memory"  # features clustered each epoch: "memory" (SpCL 
 _C.MEMORY = CN()
 _C.MEMORY.MOMENTUM = 0.2  # momentum m of memory updates: f <- m f + (1 - m) x
 _C.MEMORY.TEMPERATURE = 0.05  # temperature of the unified contrastive loss
+_C.MEMORY.REFRESH = False  # with CLUSTER.FEATURES extract: target rows replaced by the fresh extraction each epoch
 
 # ---------------------------------------------------------------------------------------
 # Camera-aware proxies (SOLVER.METHOD "cap"; Wang et al., AAAI 2021)

@@ -16,10 +16,13 @@ always the number of indices *this rank* yields per epoch.
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import Iterator, Sequence
 
 import numpy as np
 from torch.utils.data import Sampler
+
+logger = logging.getLogger(__name__)
 
 
 def _rng(seed: int, epoch: int) -> np.random.Generator:
@@ -98,7 +101,9 @@ class RandomIdentitySampler(_GroupSampler):
 
     Args:
         pids: identity label of every training sample (any ints; index i of the dataset has
-            identity ``pids[i]``).
+            identity ``pids[i]``); with ``ignore_negative`` a negative label means "never
+            sampled" (un-clustered images of pseudo labels), unless fewer than P labelled
+            groups exist: then (with a warning) every such sample is a group of its own.
         batch_size: P x K, images per batch on this rank.
         num_instances: K (>= 1, divides ``batch_size``).
         num_samples: indices yielded per epoch on this rank; with ``num_iters`` None and this
@@ -108,6 +113,11 @@ class RandomIdentitySampler(_GroupSampler):
             batch_size``).
         seed: base seed (>= 0).
         rank, world_size: distributed sharding (see the module docstring).
+        ignore_negative: leave samples with a negative label out (see ``pids``).
+
+    Example (pseudo labels, regrouped every epoch before the loader's iterator is created):
+        >>> sampler = RandomIdentitySampler(range(n), 64, 4, num_iters=100, ignore_negative=True)
+        >>> sampler.set_pids(cluster_labels)  # -1: outliers, not sampled
     """
 
     def __init__(
@@ -120,6 +130,7 @@ class RandomIdentitySampler(_GroupSampler):
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        ignore_negative: bool = False,
     ) -> None:
         if num_instances < 1 or batch_size < num_instances or batch_size % num_instances:
             raise ValueError(
@@ -131,19 +142,38 @@ class RandomIdentitySampler(_GroupSampler):
         if num_iters is not None:
             num_samples = int(num_iters) * batch_size
         super().__init__(num_samples, seed, rank, world_size)
-        pids = np.asarray(list(pids))
-        if pids.size == 0:
-            raise ValueError("RandomIdentitySampler got an empty list of pids")
         self.batch_size = int(batch_size)
         self.num_instances = int(num_instances)
         self.num_pids_per_batch = self.batch_size // self.num_instances
-        ids, inverse = np.unique(pids, return_inverse=True)
+        self.ignore_negative = bool(ignore_negative)
+        self.set_pids(pids)
+
+    def set_pids(self, pids: Sequence[int]) -> None:
+        """Group the samples by new labels (one per sample, same length as before), e.g. the
+        pseudo labels of a new epoch; takes effect for iterators created afterwards."""
+        pids = np.asarray(list(pids))
+        if hasattr(self, "index_lists") and pids.shape != (self.data_size,):
+            raise ValueError(f"set_pids needs {self.data_size} labels, got {pids.shape[0]}")
+        self.data_size = int(pids.shape[0])
+        if pids.size == 0:
+            raise ValueError("RandomIdentitySampler got an empty list of pids")
+        members = np.flatnonzero(pids >= 0) if self.ignore_negative else np.arange(pids.size)
+        ids, inverse = np.unique(pids[members], return_inverse=True)
+        if self.ignore_negative and len(ids) < self.num_pids_per_batch:
+            logger.warning("only %d labelled groups for batches of %d: the %d unlabelled "
+                           "samples are sampled this time, each as a group of its own",
+                           len(ids), self.num_pids_per_batch, pids.size - members.size)
+            pids = pids.copy()
+            out = pids < 0
+            pids[out] = pids.max(initial=-1) + 1 + np.arange(int(out.sum()))
+            members = np.arange(pids.size)
+            ids, inverse = np.unique(pids, return_inverse=True)
         if len(ids) < self.num_pids_per_batch:
             raise ValueError(
                 f"{len(ids)} identities cannot fill batches of {self.num_pids_per_batch} distinct "
-                f"identities (batch_size {batch_size} / num_instances {num_instances})"
+                f"identities (batch_size {self.batch_size} / num_instances {self.num_instances})"
             )
-        order = np.argsort(inverse, kind="stable")
+        order = members[np.argsort(inverse, kind="stable")]
         bounds = np.cumsum(np.bincount(inverse, minlength=len(ids)))[:-1]
         self.index_lists = np.split(order, bounds)
 

@@ -109,12 +109,18 @@ def _common(cfg, model, evaluator, device, writer) -> dict[str, Any]:
 
 
 def _train_loader(cfg, samples, *, is_video, domain, balanced: bool, seed: int,
-                  camera_chunks: bool = False):
+                  camera_chunks: bool = False, pseudo_balanced: bool = False):
     from reid.data.samplers import CameraChunkSampler, RandomIdentitySampler, RandomSampler
 
     batch = cfg.SOLVER.IMS_PER_BATCH
     total = cfg.SOLVER.ITERS * batch
-    if camera_chunks:
+    if pseudo_balanced:  # grouped by the pseudo labels of every epoch (SpCLRunner)
+        sampler = RandomIdentitySampler(
+            range(len(samples)), batch_size=batch, num_instances=cfg.DATALOADER.NUM_INSTANCES,
+            num_samples=total, seed=seed, rank=get_rank(), world_size=get_world_size(),
+            ignore_negative=True,
+        )
+    elif camera_chunks:
         sampler = CameraChunkSampler(
             [s[2] for s in samples], chunk_size=cfg.DATALOADER.CAMERA_CHUNK, num_samples=total,
             seed=seed, rank=get_rank(), world_size=get_world_size(),
@@ -204,12 +210,17 @@ def _memory_method_parts(cfg, device: torch.device, writer: Any) -> dict[str, An
         logger.info("camera BN: statistics of %d camera branches estimated",
                     sum(len(m) for m in cam_maps if m))
 
+    balanced_targets = cfg.DATALOADER.TARGET_BALANCED
+    if balanced_targets and cfg.MODEL.CAMERA_BN:
+        raise ValueError("DATALOADER.TARGET_BALANCED and MODEL.CAMERA_BN both shape the target "
+                         "batches (P x K pseudo groups vs camera-pure chunks); choose one")
     loaders, keys = [], []
     for d, ds in enumerate(domains):
         is_source = d < len(sources)
         loaders.append(_train_loader(cfg, ds.train, is_video=ds.is_video, domain=branch(d),
                                      balanced=is_source, seed=cfg.SEED + d,
-                                     camera_chunks=cam_maps[d] is not None))
+                                     camera_chunks=cam_maps[d] is not None,
+                                     pseudo_balanced=not is_source and balanced_targets))
         keys.append("pid" if is_source else "index")
     batches = DomainBatches(loaders, keys, domains=[branch(d) for d in range(len(domains))],
                             camera_branches=cam_maps)
@@ -229,6 +240,7 @@ def _memory_method_parts(cfg, device: torch.device, writer: Any) -> dict[str, An
         target_camids=[np.asarray([s[2] for s in ds.train]) for ds in targets],
         camera_centre=cfg.CLUSTER.CAMERA_CENTRE,
         init_bn=init_bn if cfg.MODEL.CAMERA_BN else None,
+        balanced_targets=balanced_targets, refresh_memory=cfg.MEMORY.REFRESH,
         **_common(cfg, model, evaluator, device, writer),
     )
 

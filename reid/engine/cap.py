@@ -13,8 +13,9 @@ outliers is kept and the camera-aware terms are added for the target samples.
 
 Choices: un-clustered images are their own proxy and cluster (SpCL's outliers; CAP drops them);
 proxy centroids are recomputed from the instance memory at every step (CAP keeps a separate
-proxy memory updated by momentum); target batches are drawn uniformly (CAP samples proxies);
-both proxy losses are means over the batch (CAP sums per-camera means of the intra-camera loss).
+proxy memory updated by momentum); target batches are drawn uniformly unless
+``balanced_targets`` (then P proxies x K images, un-clustered images left out, as CAP); both
+proxy losses are means over the batch (CAP sums per-camera means of the intra-camera loss).
 """
 from __future__ import annotations
 
@@ -62,8 +63,14 @@ class CAPRunner(SpCLRunner):
         self.num_hard = int(num_hard)
         self._proxies: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
 
-    def update_labels(self, epoch: int) -> dict[str, float]:
-        stats = super().update_labels(epoch)
+    def sampler_groups(self, t: int) -> torch.Tensor:
+        """Camera proxies of the clustered images, -1 for un-clustered ones (CAP's
+        proxy-balanced sampling leaves them out)."""
+        proxy = self._proxies[t][0].cpu()
+        return proxy.masked_fill(self.memory.target_labels(t).cpu() < 0, -1)
+
+    def assign_labels(self, epoch: int) -> dict[str, float]:
+        stats = super().assign_labels(epoch)
         self._proxies = []
         for t, camids in enumerate(self.target_camids):
             labels = self.memory.target_labels(t)

@@ -54,6 +54,21 @@ class DomainBatches:
                     obj.set_epoch(epoch)
             self._iters[i] = iter(loader)
 
+    def set_labels(self, i: int, labels: Sequence[int]) -> None:
+        """Regroup loader ``i``'s PK sampler by new (pseudo) labels and restart its iterator,
+        so the rest of the epoch samples by them (-1: never sampled, see
+        :meth:`reid.data.samplers.RandomIdentitySampler.set_pids`)."""
+        loader = self.loaders[i]
+        batch_sampler = getattr(loader, "batch_sampler", None)
+        sampler = next((obj for obj in (getattr(batch_sampler, "sampler", None),
+                                        getattr(loader, "sampler", None))
+                        if hasattr(obj, "set_pids")), None)
+        if sampler is None:
+            raise TypeError(f"loader {i} has no sampler that can be regrouped by labels "
+                            "(a RandomIdentitySampler is needed)")
+        sampler.set_pids(labels)
+        self._iters[i] = iter(loader)
+
     def _next(self, i: int) -> dict[str, Any]:
         if self._iters[i] is None:
             self._iters[i] = iter(self.loaders[i])

@@ -57,6 +57,14 @@ class SpCLRunner(BaseRunner):
             (:func:`reid.cluster.camera.camera_centred`); off in the published method.
         init_bn: called once before the memory is initialised (e.g. estimating the statistics
             of per-camera BN branches), or None.
+        balanced_targets: after every clustering, regroup each target loader's PK sampler
+            (``batches.set_labels``) by :meth:`sampler_groups` (SpCL: the clusters; CAP: the
+            camera proxies), so target batches are P groups x K images and un-clustered images
+            are not sampled (CAP's proxy-balanced sampling); the target loaders must use a
+            :class:`reid.data.samplers.RandomIdentitySampler` with ``ignore_negative``.
+        refresh_memory: with ``cluster_on="extract"``, replace every target's instance rows by
+            the fresh extraction each epoch (the rows of images that are not sampled, e.g.
+            outliers with ``balanced_targets``, would otherwise never change).
         **kwargs: the arguments of :class:`BaseRunner`.
     """
 
@@ -73,6 +81,8 @@ class SpCLRunner(BaseRunner):
         target_camids: Sequence[np.ndarray] | None = None,
         camera_centre: bool = False,
         init_bn: Callable[[], None] | None = None,
+        balanced_targets: bool = False,
+        refresh_memory: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -87,6 +97,16 @@ class SpCLRunner(BaseRunner):
         self.cluster_on = cluster_on
         self.camera_centre = camera_centre
         self.init_bn = init_bn
+        self.balanced_targets = bool(balanced_targets)
+        self.refresh_memory = bool(refresh_memory)
+        if refresh_memory and cluster_on != "extract":
+            raise ValueError("refresh_memory needs cluster_on='extract' (the memory itself is "
+                             "what is clustered otherwise)")
+        if balanced_targets and cluster_on == "memory":
+            logger.warning("balanced target batches with clustering on the memory: the rows of "
+                           "un-clustered images are never sampled, so they never change and "
+                           "those images stay un-clustered; CLUSTER.FEATURES extract with "
+                           "MEMORY.REFRESH avoids this")
         self.target_camids = list(target_camids) if target_camids is not None else None
         if camera_centre and (self.target_camids is None
                               or len(self.target_camids) != len(self.target_true_ids)):
@@ -114,13 +134,30 @@ class SpCLRunner(BaseRunner):
         self.batches.set_epoch(epoch)
 
     def update_labels(self, epoch: int) -> dict[str, float]:
-        """Cluster every target domain and hand the labels to the memory."""
+        """Cluster every target domain, hand the labels to the memory and, with
+        ``balanced_targets``, regroup the target samplers."""
+        stats = self.assign_labels(epoch)
+        if self.balanced_targets:
+            for t in range(len(self.labelers)):
+                self.batches.set_labels(self.num_sources + t, self.sampler_groups(t).tolist())
+        return stats
+
+    def sampler_groups(self, t: int) -> torch.Tensor:
+        """(N_t,) group of every image of target ``t`` for balanced batches (-1: not sampled):
+        SpCL's clusters."""
+        return self.memory.target_labels(t).cpu()
+
+    def assign_labels(self, epoch: int) -> dict[str, float]:
+        """Cluster every target domain and hand the labels to the memory; returns the label
+        statistics of the log."""
         stats: dict[str, float] = {}
         for t, labeler in enumerate(self.labelers):
             if self.cluster_on == "memory":
                 feats = self.memory.target_features(t).detach().float().cpu()
             else:
                 feats = F.normalize(self.extract(self.num_sources + t), dim=1)
+                if self.refresh_memory:
+                    self.memory.init_target(t, feats.to(self.device))
             if self.camera_centre:
                 feats = camera_centred(feats, torch.as_tensor(self.target_camids[t]))
             labels = torch.empty(feats.shape[0], dtype=torch.long)
