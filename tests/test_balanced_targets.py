@@ -86,10 +86,14 @@ def test_runner_groups_target_batches_by_its_pseudo_labels(tmp_path, method):
     args = _args(str(tmp_path / "data"), tmp_path / "out", method)
     cfg = load_cfg(args[1], args[2:])
     runner = build_runner(cfg, device=torch.device("cpu"))
+    calls = []
+    extract = runner.extract
+    runner.extract = lambda d: calls.append(d) or extract(d)
     runner.before_train()
     runner.memory.features.add_(1.0)  # stale rows: the refresh must overwrite them
     runner.set_epoch(0)
     runner.update_labels(0)
+    assert calls == [0]  # epoch 0 clusters the extraction that filled the memory
     fresh = F.normalize(runner.extract(0), dim=1)
     torch.testing.assert_close(runner.memory.target_features(0), fresh, atol=1e-6, rtol=0)
     labels = runner.memory.target_labels(0)

@@ -98,6 +98,7 @@ class SpCLRunner(BaseRunner):
         self.camera_centre = camera_centre
         self.init_bn = init_bn
         self.balanced_targets = bool(balanced_targets)
+        self._unchanged_extraction: dict[int, torch.Tensor] = {}  # before_train -> epoch 0
         self.refresh_memory = bool(refresh_memory)
         if refresh_memory and cluster_on != "extract":
             raise ValueError("refresh_memory needs cluster_on='extract' (the memory itself is "
@@ -128,6 +129,8 @@ class SpCLRunner(BaseRunner):
         for t in range(len(self.labelers)):
             feats = F.normalize(self.extract(self.num_sources + t), dim=1)
             self.memory.init_target(t, feats.to(self.device))
+            if self.cluster_on == "extract":  # the first clustering needs this very extraction
+                self._unchanged_extraction[t] = feats
         logger.info("memory initialised: %s", self.memory)
 
     def set_epoch(self, epoch: int) -> None:
@@ -155,7 +158,9 @@ class SpCLRunner(BaseRunner):
             if self.cluster_on == "memory":
                 feats = self.memory.target_features(t).detach().float().cpu()
             else:
-                feats = F.normalize(self.extract(self.num_sources + t), dim=1)
+                feats = self._unchanged_extraction.pop(t, None)
+                if feats is None:
+                    feats = F.normalize(self.extract(self.num_sources + t), dim=1)
                 if self.refresh_memory:
                     self.memory.init_target(t, feats.to(self.device))
             if self.camera_centre:
