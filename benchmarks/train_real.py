@@ -38,6 +38,9 @@ RUNS: dict[str, tuple[str, str, str]] = {
     "usl_cuhk03": ("configs/real/usl_cuhk03.yaml", "usl", "cuhk03_detected"),
     "usl_cuhk03_cap": ("configs/real/usl_cuhk03_cap.yaml", "usl", "cuhk03_detected"),
     "usl_cuhk03_cap_pb": ("configs/real/usl_cuhk03_cap_pb.yaml", "usl", "cuhk03_detected"),
+    "usl_cuhk03_cap_pairs": ("configs/real/usl_cuhk03_cap_pairs.yaml", "usl", "cuhk03_detected"),
+    "usl_cuhk03_cap_pairs_ema": ("configs/real/usl_cuhk03_cap_pairs_ema.yaml", "usl",
+                                 "cuhk03_detected"),
     "uda_cuhk03_cuhk01": ("configs/real/uda_cuhk03_cuhk01.yaml", "uda", "cuhk01"),
     "usl_cuhk01": ("configs/real/usl_cuhk01.yaml", "usl", "cuhk01"),
     "uda_cuhk01_cuhk03": ("configs/real/uda_cuhk01_cuhk03.yaml", "uda", "cuhk03_detected"),
@@ -83,6 +86,13 @@ def camera_bn_setting(name: str) -> bool:
     from reid.config import load_cfg
 
     return bool(load_cfg(str(ROOT / RUNS[name][0])).TEST.CAMERA_BN)
+
+
+def camera_groups(name: str) -> bool:
+    """Whether the run's pseudo labels use a camera-topology prior (``CLUSTER.CAMERA_GROUPS``)."""
+    from reid.config import load_cfg
+
+    return bool(load_cfg(str(ROOT / RUNS[name][0])).CLUSTER.CAMERA_GROUPS)
 
 
 def camera_bn_command(name: str) -> str:
@@ -234,8 +244,10 @@ def ratios(found: dict[str, dict[str, Any]]) -> list[str]:
                  if kind == "usl" and target == "cuhk03_detected"):
         usl = final_map(found, name, "cuhk03_detected")
         if usl is not None and sup:
-            out.append(f"- USL CUHK03 ({name}) / supervised CUHK03: {usl / sup:.2f} (target "
-                       f"0.70): {'met' if usl / sup >= 0.7 else 'missed'}")
+            prior = (", with the camera-pair topology prior `CLUSTER.CAMERA_GROUPS`"
+                     if camera_groups(name) else "")
+            out.append(f"- USL CUHK03 ({name}{prior}) / supervised CUHK03: {usl / sup:.2f} "
+                       f"(target 0.70): {'met' if usl / sup >= 0.7 else 'missed'}")
     for uda, src, tgt in (("uda_cuhk03_cuhk01", "cuhk03", "cuhk01"),
                           ("uda_cuhk01_cuhk03", "cuhk01", "cuhk03")):
         tgt_ds = "cuhk03_detected" if tgt == "cuhk03" else tgt

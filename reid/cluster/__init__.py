@@ -1,5 +1,6 @@
 """Pseudo labels at scale: exact kNN, sparse k-reciprocal Jaccard distance, DBSCAN (CPU and
-torch/GPU), SpCL's self-paced reliability criterion, k-means, and test-time re-ranking.
+torch/GPU), SpCL's self-paced reliability criterion, k-means, labelling within camera groups
+(a topology prior), pseudo-label quality measures, and test-time re-ranking.
 
 ``build_pseudo_labeler(cfg, device)`` picks the labeler named by ``CLUSTER.METHOD`` from
 :data:`PSEUDO_LABELERS`.
@@ -12,9 +13,11 @@ import torch
 
 from reid.cluster.camera import camera_centred
 from reid.cluster.dbscan import dbscan, dbscan_cpu, dbscan_torch
+from reid.cluster.groups import CameraGroupLabeler, camera_group_index
 from reid.cluster.jaccard import jaccard_distance
 from reid.cluster.kmeans import KMeansLabeler, kmeans_labels
 from reid.cluster.knn import knn
+from reid.cluster.quality import camera_pair_quality, label_quality
 from reid.cluster.reliability import (
     SelfPacedLabeler,
     cluster_reliability,
@@ -28,7 +31,8 @@ from reid.utils.registry import Registry
 __all__ = ["camera_centred", "knn", "jaccard_distance", "dbscan", "dbscan_cpu", "dbscan_torch",
            "cluster_reliability", "independence_threshold", "self_paced_filter", "relabel_kept",
            "SelfPacedLabeler", "kmeans_labels", "KMeansLabeler", "rerank_distance",
-           "PSEUDO_LABELERS", "build_pseudo_labeler"]
+           "PSEUDO_LABELERS", "build_pseudo_labeler", "CameraGroupLabeler", "camera_group_index",
+           "camera_pair_quality", "label_quality"]
 
 PSEUDO_LABELERS = Registry("pseudo labeler")
 

@@ -21,6 +21,7 @@ _C.MODEL.WEIGHTS = ""  # full unreid checkpoint loaded by tools/test.py (and to 
 _C.MODEL.LAST_STRIDE = 1  # stride of the last stage (1 doubles the final feature map, as usual in re-ID)
 _C.MODEL.POOLING = "avg"  # global pooling: "avg", "max" or "gem"
 _C.MODEL.GEM_P = 3.0  # initial exponent p of GeM pooling
+_C.MODEL.EMA_MOMENTUM = 0.0  # > 0: mean teacher (EMA of the weights, per step) extracts the clustered / memory features and is evaluated
 _C.MODEL.NECK = True  # BatchNorm1d neck on the pooled embedding (BNNeck)
 _C.MODEL.EMBED_DIM = 0  # linear reduction of the embedding to this size; 0 keeps the backbone width
 _C.MODEL.DROPOUT = 0.0  # dropout on the embedding before the classifier (supervised training)
@@ -123,6 +124,7 @@ _C.CLUSTER.NUM_CLUSTERS = 500  # k of k-means pseudo labels
 _C.CLUSTER.KMEANS_NITER = 300  # Lloyd iterations of k-means pseudo labels (faiss)
 _C.CLUSTER.KNN_BACKEND = "auto"  # "auto", "faiss" or "torch"
 _C.CLUSTER.CAMERA_CENTRE = False  # subtract each camera's mean feature before clustering (not in SpCL)
+_C.CLUSTER.CAMERA_GROUPS = []  # disjoint lists of camera ids never sharing identities (topology prior), e.g. [[0, 1], [2, 3]]: pseudo labels never link two groups; [] = off
 _C.CLUSTER.FEATURES = "memory"  # features clustered each epoch: "memory" (SpCL code) or "extract" (fresh pass)
 
 # ---------------------------------------------------------------------------------------

@@ -98,10 +98,17 @@ def _solver(cfg, model) -> tuple[Any, Any]:
     return optimizer, scheduler
 
 
-def _common(cfg, model, evaluator, device, writer) -> dict[str, Any]:
+def _ema(cfg, model) -> Any:
+    """The mean teacher of ``MODEL.EMA_MOMENTUM`` (None when 0)."""
+    from reid.models import ModelEMA
+
+    return ModelEMA(model, cfg.MODEL.EMA_MOMENTUM) if cfg.MODEL.EMA_MOMENTUM > 0 else None
+
+
+def _common(cfg, model, evaluator, device, writer, ema: Any = None) -> dict[str, Any]:
     optimizer, scheduler = _solver(cfg, model)
     return dict(
-        model=model, optimizer=optimizer, scheduler=scheduler, evaluator=evaluator,
+        model=model, ema=ema, optimizer=optimizer, scheduler=scheduler, evaluator=evaluator,
         output_dir=cfg.OUTPUT_DIR, max_epochs=cfg.SOLVER.MAX_EPOCHS, iters=cfg.SOLVER.ITERS,
         eval_period=cfg.TEST.EVAL_PERIOD, checkpoint_period=cfg.SOLVER.CHECKPOINT_PERIOD,
         device=device, amp=cfg.SOLVER.AMP, writer=writer,
@@ -145,7 +152,6 @@ def _train_loader(cfg, samples, *, is_video, domain, balanced: bool, seed: int,
 def _memory_method_parts(cfg, device: torch.device, writer: Any) -> dict[str, Any]:
     """Keyword arguments of :class:`reid.engine.spcl.SpCLRunner` (and its subclasses): data,
     model, hybrid memory, pseudo labelers and solver of a clustering-based method."""
-    from reid.cluster import build_pseudo_labeler
     from reid.memory import HybridMemory
     from reid.models import build_model, extract_features
 
@@ -168,6 +174,8 @@ def _memory_method_parts(cfg, device: torch.device, writer: Any) -> dict[str, An
     model = model.to(device)
     test_domain = cfg.MODEL.DSBN.TEST_DOMAIN % num_domains
     evaluator = build_evaluator(cfg, tests, device, domain=test_domain)
+    ema = _ema(cfg, model)
+    encoder = ema.module if ema is not None else model  # what extracts features
 
     def branch(d: int) -> int:
         return d if cfg.MODEL.CAMERA_BN else min(d, num_domains - 1)
@@ -184,11 +192,11 @@ def _memory_method_parts(cfg, device: torch.device, writer: Any) -> dict[str, An
             batch_size=cfg.TEST.IMS_PER_BATCH, num_workers=cfg.DATALOADER.NUM_WORKERS,
             seq_len=cfg.INPUT.SEQ_LEN, skip_corrupt=cfg.DATASETS.SKIP_CORRUPT,
         )
-        was_training = model.training
-        model.eval()
-        feats, _, _ = extract_features(model, loader, device=device, domain=branch(domain),
+        was_training = encoder.training
+        encoder.eval()
+        feats, _, _ = extract_features(encoder, loader, device=device, domain=branch(domain),
                                        amp=cfg.SOLVER.AMP, camera_domains=cam_maps[domain])
-        model.train(was_training)
+        encoder.train(was_training)
         feats = feats.float().cpu()
         if order is not None:
             feats = torch.empty_like(feats).index_copy_(0, torch.as_tensor(order), feats)
@@ -207,6 +215,8 @@ def _memory_method_parts(cfg, device: torch.device, writer: Any) -> dict[str, An
                 batch_size=cfg.TEST.IMS_PER_BATCH, num_workers=cfg.DATALOADER.NUM_WORKERS,
                 skip_corrupt=cfg.DATASETS.SKIP_CORRUPT) for c, items in by_camera(ds.train).items()}
             estimate_bn_statistics(model, loaders, device)
+        if ema is not None:  # the mean teacher starts from the estimated statistics too
+            ema.reset(model)
         logger.info("camera BN: statistics of %d camera branches estimated",
                     sum(len(m) for m in cam_maps if m))
 
@@ -231,7 +241,7 @@ def _memory_method_parts(cfg, device: torch.device, writer: Any) -> dict[str, An
         temperature=cfg.MEMORY.TEMPERATURE,
         momentum=cfg.MEMORY.MOMENTUM,
     )
-    labelers = [build_pseudo_labeler(cfg, device=device) for _ in targets]
+    labelers = [_labeler(cfg, ds, device) for ds in targets]
     true_ids = [np.asarray([s[1] for s in ds.train]) for ds in targets]
     return dict(
         memory=memory, labelers=labelers, batches=batches, extract=extract,
@@ -241,8 +251,23 @@ def _memory_method_parts(cfg, device: torch.device, writer: Any) -> dict[str, An
         camera_centre=cfg.CLUSTER.CAMERA_CENTRE,
         init_bn=init_bn if cfg.MODEL.CAMERA_BN else None,
         balanced_targets=balanced_targets, refresh_memory=cfg.MEMORY.REFRESH,
-        **_common(cfg, model, evaluator, device, writer),
+        **_common(cfg, model, evaluator, device, writer, ema=ema),
     )
+
+
+def _labeler(cfg, target: ReIDDataset, device: torch.device) -> Any:
+    """The pseudo labeler of one target: ``CLUSTER.METHOD``, run per camera group when
+    ``CLUSTER.CAMERA_GROUPS`` is set."""
+    from reid.cluster import build_pseudo_labeler
+    from reid.cluster.groups import CameraGroupLabeler
+
+    if not cfg.CLUSTER.CAMERA_GROUPS:
+        return build_pseudo_labeler(cfg, device=device)
+    try:
+        return CameraGroupLabeler(lambda: build_pseudo_labeler(cfg, device=device),
+                                  [s[2] for s in target.train], cfg.CLUSTER.CAMERA_GROUPS)
+    except ValueError as err:
+        raise ValueError(f"CLUSTER.CAMERA_GROUPS for {target.name}: {err}") from None
 
 
 def _camera_branches(cfg, sources: list[ReIDDataset], targets: list[ReIDDataset]
@@ -328,7 +353,7 @@ def build_supervised_runner(cfg, device: torch.device, writer: Any = None) -> Ba
     return SupervisedRunner(
         batches=batches, ce_loss=CrossEntropyLabelSmooth(num_classes, cfg.SOLVER.LABEL_SMOOTHING),
         triplet_loss=triplet, triplet_weight=cfg.SOLVER.TRIPLET_WEIGHT,
-        **_common(cfg, model, evaluator, device, writer),
+        **_common(cfg, model, evaluator, device, writer, ema=_ema(cfg, model)),
     )
 
 

@@ -50,6 +50,8 @@ class BaseRunner:
         device: where the model lives.
         amp: bf16 autocast on CUDA (ignored on CPU).
         writer: optional TensorBoard ``SummaryWriter``.
+        ema: a :class:`reid.models.ModelEMA` of ``model`` updated after every optimiser step;
+            it is the model evaluated and kept in ``best.pth`` (checkpoints hold both), or None.
     """
 
     def __init__(
@@ -67,8 +69,10 @@ class BaseRunner:
         device: torch.device | str = "cpu",
         amp: bool = False,
         writer: Any = None,
+        ema: Any = None,
     ) -> None:
         self.model = model
+        self.ema = ema
         self.device = torch.device(device)
         # training forwards go through DDP under torchrun; checkpoints / evaluation use the module
         self.train_model = wrap_ddp(model, self.device)
@@ -166,6 +170,8 @@ class BaseRunner:
             self.optimizer.zero_grad(set_to_none=True)
             total.backward()
             self.optimizer.step()
+            if self.ema is not None:
+                self.ema.update(self.model)
             self.after_backward()
             self.global_step += 1
             for key, value in losses.items():
@@ -183,13 +189,18 @@ class BaseRunner:
         )
 
     # ----------------------------------------------------------------- evaluation
+    @property
+    def eval_model(self) -> nn.Module:
+        """The model evaluated and saved as ``best.pth``: the mean teacher when there is one."""
+        return self.ema.module if self.ema is not None else self.model
+
     def evaluate_and_log(self, epoch: int, extra: dict[str, float]) -> dict[str, Any]:
         """Evaluate, append a line to ``metrics.jsonl``, write ``eval.json``, keep ``best.pth``."""
         if self.evaluator is None or not is_main_process():
             return {}
         rng = get_rng_state()  # evaluation must not shift the training random stream
         try:
-            all_results = self.evaluator.evaluate(self.model)
+            all_results = self.evaluator.evaluate(self.eval_model)
         finally:
             set_rng_state(rng)
         first = next(iter(all_results.values()))
@@ -209,7 +220,7 @@ class BaseRunner:
             self._scalar(f"test/{key}", line[key], step)
         if epoch >= 0 and line["mAP"] > self.best_map:
             self.best_map = line["mAP"]
-            save_checkpoint({"model": self.model.state_dict(), "epoch": epoch + 1,
+            save_checkpoint({"model": self.eval_model.state_dict(), "epoch": epoch + 1,
                              "mAP": line["mAP"]}, self.output_dir / "best.pth")
         logger.info(
             "%s: mAP %.1f%%  mINP %.1f%%  rank-1 %.1f%%  rank-5 %.1f%%  rank-10 %.1f%%",
@@ -229,7 +240,11 @@ class BaseRunner:
 
     # ----------------------------------------------------------------- checkpoints
     def state_dict(self) -> dict[str, Any]:
+        """Everything a resume needs; with a mean teacher, ``"ema"`` holds it (the weights
+        :func:`reid.models.read_state_dict` reads from this checkpoint)."""
+        extra = {"ema": self.ema.state_dict()} if self.ema is not None else {}
         return {
+            **extra,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
@@ -243,7 +258,10 @@ class BaseRunner:
 
     def save(self, path: str | Path) -> None:
         broadcast_buffers(self.model)
-        check_same_across_ranks({"model": self.model.state_dict(), "method": self.method_state()},
+        if self.ema is not None:
+            broadcast_buffers(self.ema.module)
+        check_same_across_ranks({"model": self.model.state_dict(), "method": self.method_state(),
+                                 "ema": self.ema.state_dict() if self.ema is not None else {}},
                                 "the training state")
         if is_main_process():
             save_checkpoint(self.state_dict(), path)
@@ -251,6 +269,11 @@ class BaseRunner:
     def load(self, path: str | Path) -> None:
         state = load_checkpoint(path, map_location="cpu")
         self.model.load_state_dict(state["model"])
+        if self.ema is not None:
+            if "ema" not in state:
+                raise ValueError(f"{path} has no mean-teacher state, but MODEL.EMA_MOMENTUM is "
+                                 "set: resume with the setting the run was started with")
+            self.ema.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.load_method_state(state["method"])

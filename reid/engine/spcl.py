@@ -14,25 +14,14 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from reid.cluster.camera import camera_centred
+from reid.cluster.quality import label_quality
 from reid.engine.loaders import DomainBatches
 from reid.engine.runner import BaseRunner
 from reid.utils.distributed import broadcast_tensor, is_main_process
 
 logger = logging.getLogger(__name__)
-
-
-def label_quality(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
-    """NMI and ARI of pseudo labels against true ids; every outlier (-1) counts as a singleton."""
-    pred = pred.copy()
-    out = pred < 0
-    pred[out] = pred.max(initial=-1) + 1 + np.arange(int(out.sum()))
-    return {
-        "nmi": float(normalized_mutual_info_score(true, pred)),
-        "ari": float(adjusted_rand_score(true, pred)),
-    }
 
 
 class SpCLRunner(BaseRunner):
@@ -175,7 +164,9 @@ class SpCLRunner(BaseRunner):
                         stats[prefix + key] = float(value)
                 true = self.target_true_ids[t]
                 if true is not None:
-                    stats.update({prefix + k: v for k, v in label_quality(pred, true).items()})
+                    cams = self.target_camids[t] if self.target_camids is not None else None
+                    quality = label_quality(pred, true, cams)
+                    stats.update({prefix + k: v for k, v in quality.items()})
             labels = broadcast_tensor(labels.to(self.device)).cpu()
             self.memory.set_target_labels(t, labels.to(self.device))
         logger.info("epoch %d pseudo labels: %s", epoch,

@@ -6,6 +6,7 @@ Video architectures live in :mod:`reid.models.video` (imported on demand by
 from reid.models.backbones import BACKBONE_REGISTRY
 from reid.models.build import build_encoder, build_model, configure_bn
 from reid.models.camera_bn import estimate_bn_statistics, fit_camera_bn
+from reid.models.ema import ModelEMA
 from reid.models.encoder import ReIDEncoder
 from reid.models.extractor import FeatureExtractor, extract_features
 from reid.models.norm import (
@@ -25,6 +26,7 @@ from reid.models.pooling import GeMPool, build_pooling, gem
 from reid.models.pretrained import LoadReport, load_pretrained, read_state_dict
 
 __all__ = [
+    "ModelEMA",
     "BACKBONE_REGISTRY",
     "DomainRouting",
     "DomainSpecificBatchNorm",

@@ -29,8 +29,9 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
     """The tensor state dict stored in ``path``.
 
     Accepts a plain state dict (torchvision format), a dict with a ``"model"`` state dict (unreid
-    checkpoints) or with a ``"state_dict"`` one; strips DDP's ``module.`` prefixes. Loaded with
-    ``torch.load(map_location="cpu", weights_only=True)``.
+    checkpoints; an ``"ema"`` one, the mean teacher of a ``MODEL.EMA_MOMENTUM`` run, comes
+    first: it is the model that run evaluated) or with a ``"state_dict"`` one; strips DDP's
+    ``module.`` prefixes. Loaded with ``torch.load(map_location="cpu", weights_only=True)``.
 
     Raises:
         FileNotFoundError: the file does not exist (the message says where weights go).
@@ -50,7 +51,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
     except Exception as err:  # noqa: BLE001 - re-raised with the file name
         raise RuntimeError(f"cannot read checkpoint {path}: {err}") from err
     if isinstance(obj, Mapping):
-        for key in ("model", "state_dict"):
+        for key in ("ema", "model", "state_dict"):
             if isinstance(obj.get(key), Mapping):
                 obj = obj[key]
                 break
