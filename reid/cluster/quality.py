@@ -4,14 +4,9 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
+from reid.cluster.reliability import with_singletons
+
 __all__ = ["label_quality", "camera_pair_quality"]
-
-
-def _with_singletons(pred: np.ndarray) -> np.ndarray:
-    pred = np.asarray(pred, dtype=np.int64).copy()
-    out = pred < 0
-    pred[out] = pred.max(initial=-1) + 1 + np.arange(int(out.sum()))
-    return pred
 
 
 def _pairs(*keys: np.ndarray) -> tuple[int, int]:
@@ -47,7 +42,7 @@ def camera_pair_quality(pred: np.ndarray, true: np.ndarray, camids: np.ndarray
     if not (pred.shape == true.shape == cams.shape):
         raise ValueError(f"pred, true and camids must have the same length, got "
                          f"{pred.shape[0]}, {true.shape[0]}, {cams.shape[0]}")
-    pred = _with_singletons(pred)
+    pred = with_singletons(pred)
     pos_all, pos_same = _pairs(pred, cams)  # pseudo positive pairs
     tp_all, tp_same = _pairs(pred, true, cams)  # ... of the same identity
     gt_all, gt_same = _pairs(true, cams)  # true pairs
@@ -67,7 +62,7 @@ def label_quality(pred: np.ndarray, true: np.ndarray, camids: np.ndarray | None 
                   ) -> dict[str, float]:
     """NMI and ARI of pseudo labels against true ids (every outlier, -1, counts as a
     singleton), plus :func:`camera_pair_quality` when ``camids`` is given."""
-    lab = _with_singletons(pred)
+    lab = with_singletons(pred)
     out = {
         "nmi": float(normalized_mutual_info_score(true, lab)),
         "ari": float(adjusted_rand_score(true, lab)),
