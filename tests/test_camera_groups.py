@@ -27,7 +27,7 @@ class _ByValue:
     def __init__(self):
         self.calls = 0
 
-    def __call__(self, x):
+    def __call__(self, x, camids=None):
         self.calls += 1
         v = np.asarray(x)[:, 0]
         lab = np.where(v < 0, -1, np.round(v)).astype(np.int64)

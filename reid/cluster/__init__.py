@@ -1,6 +1,7 @@
-"""Pseudo labels at scale: exact kNN, sparse k-reciprocal Jaccard distance, DBSCAN (CPU and
-torch/GPU), SpCL's self-paced reliability criterion, k-means, labelling within camera groups
-(a topology prior), pseudo-label quality measures, and test-time re-ranking.
+"""Pseudo labels at scale: exact kNN, sparse k-reciprocal Jaccard distance (plain and
+camera-aware), DBSCAN (CPU and torch/GPU), SpCL's self-paced reliability criterion, k-means,
+labelling within camera groups (a topology prior), pseudo-label quality measures, and test-time
+re-ranking.
 
 ``build_pseudo_labeler(cfg, device)`` picks the labeler named by ``CLUSTER.METHOD`` from
 :data:`PSEUDO_LABELERS`.
@@ -11,6 +12,7 @@ from typing import Any
 
 import torch
 
+from reid.cluster.ca_jaccard import camera_aware_jaccard_distance
 from reid.cluster.camera import camera_centred
 from reid.cluster.dbscan import dbscan, dbscan_cpu, dbscan_torch
 from reid.cluster.groups import CameraGroupLabeler, camera_group_index
@@ -28,7 +30,8 @@ from reid.cluster.reliability import (
 from reid.cluster.rerank import rerank_distance
 from reid.utils.registry import Registry
 
-__all__ = ["camera_centred", "knn", "jaccard_distance", "dbscan", "dbscan_cpu", "dbscan_torch",
+__all__ = ["camera_centred", "camera_aware_jaccard_distance", "knn", "jaccard_distance", "dbscan",
+           "dbscan_cpu", "dbscan_torch",
            "cluster_reliability", "independence_threshold", "self_paced_filter", "relabel_kept",
            "SelfPacedLabeler", "kmeans_labels", "KMeansLabeler", "rerank_distance",
            "PSEUDO_LABELERS", "build_pseudo_labeler", "CameraGroupLabeler", "camera_group_index",
@@ -42,7 +45,9 @@ def _build_dbscan_labeler(cfg: Any, device: torch.device | str | None) -> SelfPa
     c = cfg.CLUSTER
     return SelfPacedLabeler(eps=c.EPS, eps_gap=c.EPS_GAP, min_samples=c.MIN_SAMPLES, k1=c.K1,
                             k2=c.K2, self_paced=c.SELF_PACED, device=device,
-                            k1_plus_one=c.K1_PLUS_ONE, knn_backend=c.KNN_BACKEND)
+                            k1_plus_one=c.K1_PLUS_ONE, knn_backend=c.KNN_BACKEND,
+                            camera_aware=c.CAMERA_AWARE, k1_inter=c.K1_INTER,
+                            k2_inter=c.K2_INTER)
 
 
 @PSEUDO_LABELERS.register("kmeans")

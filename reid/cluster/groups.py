@@ -68,7 +68,8 @@ class CameraGroupLabeler:
     Args:
         make_labeler: ``() -> labeler`` building one independent labeler (its own state, e.g.
             the self-paced independence threshold) per group; a labeler maps (n, D) features
-            to ``(labels (n,), stats)`` with -1 for un-clustered samples.
+            and the (n,) camera ids of its group (keyword ``camids``) to ``(labels (n,),
+            stats)`` with -1 for un-clustered samples.
         camids: (N,) camera id of every sample of the set that will be labelled (the order of
             the features passed to :meth:`__call__`).
         groups: disjoint lists of camera ids covering every camera of ``camids`` (a group
@@ -85,13 +86,22 @@ class CameraGroupLabeler:
     def __init__(self, make_labeler: Callable[[], Any], camids: Sequence[int] | np.ndarray,
                  groups: Sequence[Sequence[int]]) -> None:
         group = camera_group_index(camids, groups)
+        self.camids = np.asarray(camids, dtype=np.int64).reshape(-1)
         self.members = [np.flatnonzero(group == g) for g in range(len(groups))]
         self.members = [m for m in self.members if m.size]
         self.size = group.size
         self.labelers = [make_labeler() for _ in self.members]
 
-    def __call__(self, features: np.ndarray | torch.Tensor) -> tuple[np.ndarray, dict[str, Any]]:
-        """(N,) int64 labels in -1..C-1 (clusters numbered group by group) and statistics."""
+    def __call__(self, features: np.ndarray | torch.Tensor,
+                 camids: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        """(N,) int64 labels in -1..C-1 (clusters numbered group by group) and statistics.
+
+        ``camids``, when given, must equal the camera ids the labeler was built for.
+        """
+        if camids is not None and not np.array_equal(np.asarray(camids).reshape(-1),
+                                                     self.camids):
+            raise ValueError("CameraGroupLabeler called with other camera ids than it was "
+                             "built for")
         if features.shape[0] != self.size:
             raise ValueError(f"CameraGroupLabeler was built for {self.size} samples, got "
                              f"features of shape {tuple(features.shape)}")
@@ -100,7 +110,7 @@ class CameraGroupLabeler:
         offset = 0
         for idx, labeler in zip(self.members, self.labelers, strict=True):
             sub, stats = labeler(features[torch.as_tensor(idx)] if torch.is_tensor(features)
-                                 else features[idx])
+                                 else features[idx], camids=self.camids[idx])
             sub = np.asarray(sub, dtype=np.int64)
             labels[idx[sub >= 0]] = sub[sub >= 0] + offset
             offset += int(sub.max(initial=-1)) + 1

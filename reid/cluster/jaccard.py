@@ -33,7 +33,7 @@ from reid.cluster.knn import as_float32_matrix, knn
 logger = logging.getLogger(__name__)
 
 __all__ = ["jaccard_distance", "l2_normalize", "reciprocal_neighbours", "sparse_v_qe",
-           "jaccard_rows"]
+           "jaccard_rows", "jaccard_all", "encode_v", "query_expand"]
 
 
 def l2_normalize(x: np.ndarray, name: str = "features") -> np.ndarray:
@@ -54,6 +54,8 @@ def _reciprocal_kernel(rank, ncols):
         c = 0
         for a in range(ncols):
             j = rank[i, a]
+            if j < 0:  # -1 padding of a short list
+                break
             for b in range(ncols):
                 if rank[j, b] == i:
                     out[i, c] = j
@@ -67,14 +69,14 @@ def reciprocal_neighbours(rank: np.ndarray, k: int) -> tuple[np.ndarray, np.ndar
     """k-reciprocal sets R(i, k) from kNN lists.
 
     Args:
-        rank: (N, kc) int64 kNN lists, self first.
-        k: the set uses the first ``min(k + 1, kc)`` columns of every list.
+        rank: (N, kc) int64 kNN lists, self first; a short list may end in -1 padding.
+        k: the set uses the first ``max(0, min(k + 1, kc))`` columns of every list.
 
     Returns:
         ``(members, counts)``: (N, min(k+1, kc)) int64 padded with -1 (members in forward order)
         and (N,) int64 set sizes.
     """
-    ncols = min(k + 1, rank.shape[1])
+    ncols = max(0, min(k + 1, rank.shape[1]))
     return _reciprocal_kernel(np.ascontiguousarray(rank, dtype=np.int64), ncols)
 
 
@@ -149,6 +151,50 @@ def _expansion_fill(r1, c1, r2, c2, x, indptr, indices, data):
             data[s + a] /= tot
 
 
+def encode_v(x: np.ndarray, r1: np.ndarray, c1: np.ndarray, r2: np.ndarray, c2: np.ndarray
+             ) -> sp.csr_matrix:
+    """The k-reciprocal encoding V (float64 CSR, N x N, rows sum to 1) from reciprocal sets.
+
+    Args:
+        x: (N, D) float32 L2-normalised features.
+        r1, c1: (N, w1) int64 members of R(i, k1), valid entries first and -1 after, and (N,)
+            int64 set sizes (as :func:`reciprocal_neighbours` returns them).
+        r2, c2: the same for the half-size sets R(j, round(k1 / 2)) of the expansion.
+    """
+    n = x.shape[0]
+    sizes = _expansion_sizes(r1, c1, r2, c2)
+    indptr = np.zeros(n + 1, np.int64)
+    np.cumsum(sizes, out=indptr[1:])
+    indices = np.empty(indptr[-1], np.int64)
+    data = np.empty(indptr[-1], np.float64)
+    _expansion_fill(r1, c1, r2, c2, x, indptr, indices, data)
+    return sp.csr_matrix((data, indices, indptr), shape=(n, n))
+
+
+def query_expand(v: sp.csr_matrix, qe: np.ndarray) -> sp.csr_matrix:
+    """Local query expansion: row i of the result is the mean of the rows ``qe[i]`` of ``v``.
+
+    Args:
+        v: (N, M) CSR encoding.
+        qe: (N, q) int64 rows to average per row, -1 padding ignored (each row must hold at
+            least one valid index, normally i itself).
+
+    Returns:
+        (N, M) float64 CSR with sorted indices.
+    """
+    n = qe.shape[0]
+    valid = qe >= 0
+    counts = valid.sum(axis=1)
+    if (counts == 0).any():
+        raise ValueError("every query-expansion row needs at least one neighbour")
+    rows, pos = np.nonzero(valid)
+    weights = 1.0 / counts[rows]
+    avg = sp.csr_matrix((weights, (rows, qe[rows, pos])), shape=(n, v.shape[0]))
+    v_qe = (avg @ v).tocsr()
+    v_qe.sort_indices()
+    return v_qe
+
+
 def sparse_v_qe(x: np.ndarray, rank: np.ndarray, k1: int, k2: int) -> sp.csr_matrix:
     """The locally query-expanded encoding V_qe (float64 CSR, N x N, rows sum to 1).
 
@@ -159,25 +205,14 @@ def sparse_v_qe(x: np.ndarray, rank: np.ndarray, k1: int, k2: int) -> sp.csr_mat
             R(j, round(k1/2)) uses ``min(round(k1/2)+1, kc)`` columns.
         k2: query-expansion size, clipped to kc (k2 = 1 gives V itself).
     """
-    n, kc = rank.shape
+    kc = rank.shape[1]
     r1, c1 = reciprocal_neighbours(rank, k1)
     r2, c2 = reciprocal_neighbours(rank, int(round(k1 / 2)))
-    sizes = _expansion_sizes(r1, c1, r2, c2)
-    indptr = np.zeros(n + 1, np.int64)
-    np.cumsum(sizes, out=indptr[1:])
-    indices = np.empty(indptr[-1], np.int64)
-    data = np.empty(indptr[-1], np.float64)
-    _expansion_fill(r1, c1, r2, c2, x, indptr, indices, data)
-    v = sp.csr_matrix((data, indices, indptr), shape=(n, n))
+    v = encode_v(x, r1, c1, r2, c2)
     k2 = max(1, min(k2, kc))
     if k2 == 1:
         return v
-    cols = rank[:, :k2].reshape(-1)
-    rows = np.repeat(np.arange(n, dtype=np.int64), k2)
-    avg = sp.csr_matrix((np.full(cols.size, 1.0 / k2), (rows, cols)), shape=(n, n))
-    v_qe = (avg @ v).tocsr()
-    v_qe.sort_indices()
-    return v_qe
+    return query_expand(v, rank[:, :k2])
 
 
 @njit(parallel=True, cache=True)
@@ -304,9 +339,17 @@ def jaccard_distance(features: np.ndarray | torch.Tensor, k1: int = 30, k2: int 
         rank = np.ascontiguousarray(rank, dtype=np.int64)
         if rank.shape[0] != n or not np.array_equal(rank[:, 0], np.arange(n)):
             raise ValueError("rank must be (N, kc) kNN lists with each row's own index first")
-    v_qe = sparse_v_qe(x, rank, k1, k2)
-    # Exactly symmetric by construction: m(i, j) and m(j, i) add the same terms min(V_ik, V_jk)
-    # in the same (ascending k) order, so no transpose-and-average pass is needed.
+    return jaccard_all(sparse_v_qe(x, rank, k1, k2))
+
+
+def jaccard_all(v_qe: sp.csr_matrix) -> sp.csr_matrix:
+    """(N, N) float32 CSR Jaccard distances of every pair of rows of an (N, N) encoding V_qe.
+
+    Stored entries are the distances below 1 (absent = 1) and the diagonal, set to exactly 0.
+    Exactly symmetric by construction: m(i, j) and m(j, i) add the same terms min(V_ik, V_jk)
+    in the same (ascending k) order, so no transpose-and-average pass is needed.
+    """
+    n = v_qe.shape[0]
     dist = jaccard_rows(v_qe, np.arange(n, dtype=np.int64))
     diag = dist.indptr[:-1] + _diag_positions(dist.indptr, dist.indices)
     dist.data[diag] = 0.0

@@ -59,8 +59,10 @@ class KMeansLabeler:
         self.num_clusters, self.niter, self.seed, self.device = num_clusters, niter, seed, device
         self.calls = 0
 
-    def __call__(self, features: np.ndarray | torch.Tensor) -> tuple[np.ndarray, dict[str, Any]]:
-        """(N,) int64 labels 0..C-1 (no outliers) of L2-normalised features, and statistics."""
+    def __call__(self, features: np.ndarray | torch.Tensor,
+                 camids: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        """(N,) int64 labels 0..C-1 (no outliers) of L2-normalised features, and statistics
+        (``camids`` is accepted for the common labeler interface and not used)."""
         x = l2_normalize(as_float32_matrix(features))
         k = min(self.num_clusters, x.shape[0])
         labels = kmeans_labels(x, k, niter=self.niter, seed=self.seed + self.calls,

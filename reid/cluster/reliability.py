@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from reid.cluster.ca_jaccard import camera_aware_jaccard_distance
 from reid.cluster.dbscan import dbscan
 from reid.cluster.jaccard import jaccard_distance, l2_normalize
 from reid.cluster.knn import as_float32_matrix
@@ -134,6 +135,11 @@ class SelfPacedLabeler:
         self_paced: False returns the plain DBSCAN labels at eps.
         device: device of kNN and DBSCAN (CUDA uses faiss-GPU / torch DBSCAN).
         knn_backend: "auto", "faiss" or "torch".
+        camera_aware: use the camera-aware Jaccard distance
+            (:func:`reid.cluster.ca_jaccard.camera_aware_jaccard_distance`) with ``k1`` / ``k2``
+            as its within-camera sizes and ``k1_inter`` / ``k2_inter`` as its cross-camera sizes;
+            every call then needs the camera ids.
+        k1_inter, k2_inter: cross-camera reciprocal-neighbourhood and query-expansion sizes.
 
     State: the independence threshold, fixed at the first call that finds a cluster
     (:meth:`state_dict` / :meth:`load_state_dict`).
@@ -142,7 +148,8 @@ class SelfPacedLabeler:
     def __init__(self, eps: float = 0.6, eps_gap: float = 0.02, min_samples: int = 4,
                  k1: int = 30, k2: int = 6, self_paced: bool = True,
                  device: str | torch.device | None = None, k1_plus_one: bool = False,
-                 knn_backend: str = "auto") -> None:
+                 knn_backend: str = "auto", camera_aware: bool = False, k1_inter: int = 5,
+                 k2_inter: int = 0) -> None:
         if not (0 <= eps - eps_gap and eps + eps_gap < 1):
             raise ValueError(f"need 0 <= eps - eps_gap and eps + eps_gap < 1 (Jaccard distances "
                              f"are <= 1), got eps={eps}, eps_gap={eps_gap}")
@@ -151,13 +158,26 @@ class SelfPacedLabeler:
         self.self_paced = self_paced
         self.device = device
         self.knn_backend = knn_backend
+        self.camera_aware, self.k1_inter, self.k2_inter = camera_aware, k1_inter, k2_inter
         self.threshold: float | None = None
 
-    def __call__(self, features: np.ndarray | torch.Tensor) -> tuple[np.ndarray, dict[str, Any]]:
-        """Pseudo labels of (N, D) features: (N,) int64 in -1..C-1 and a dict of statistics."""
+    def __call__(self, features: np.ndarray | torch.Tensor,
+                 camids: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        """Pseudo labels of (N, D) features: (N,) int64 in -1..C-1 and a dict of statistics.
+
+        ``camids`` (N,) are the camera ids of the rows, needed with ``camera_aware`` only.
+        """
         x = l2_normalize(as_float32_matrix(features))
-        dist = jaccard_distance(x, k1=self.k1, k2=self.k2, k1_plus_one=self.k1_plus_one,
-                                device=self.device, knn_backend=self.knn_backend)
+        if self.camera_aware:
+            if camids is None:
+                raise ValueError("the camera-aware Jaccard distance (CLUSTER.CAMERA_AWARE) needs "
+                                 "the camera id of every clustered image")
+            dist = camera_aware_jaccard_distance(x, camids, k_intra=self.k1,
+                                                 k_inter=self.k1_inter, q2_intra=self.k2,
+                                                 q2_inter=self.k2_inter)
+        else:
+            dist = jaccard_distance(x, k1=self.k1, k2=self.k2, k1_plus_one=self.k1_plus_one,
+                                    device=self.device, knn_backend=self.knn_backend)
         labels = dbscan(dist, self.eps, self.min_samples, device=self.device)
         n_raw = int(labels.max()) + 1
         stats: dict[str, Any] = {"num_clusters_dbscan": n_raw,

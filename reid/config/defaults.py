@@ -124,6 +124,9 @@ _C.CLUSTER.NUM_CLUSTERS = 500  # k of k-means pseudo labels
 _C.CLUSTER.KMEANS_NITER = 300  # Lloyd iterations of k-means pseudo labels (faiss)
 _C.CLUSTER.KNN_BACKEND = "auto"  # "auto", "faiss" or "torch"
 _C.CLUSTER.CAMERA_CENTRE = False  # subtract each camera's mean feature before clustering (not in SpCL)
+_C.CLUSTER.CAMERA_AWARE = False  # camera-aware Jaccard (CA-Jaccard, CVPR 2024): K1 / K2 within each camera, K1_INTER / K2_INTER across cameras
+_C.CLUSTER.K1_INTER = 5  # camera-aware Jaccard: cross-camera k-reciprocal neighbourhood size
+_C.CLUSTER.K2_INTER = 0  # camera-aware Jaccard: cross-camera neighbours in the local query expansion
 _C.CLUSTER.CAMERA_GROUPS = []  # disjoint lists of camera ids never sharing identities (topology prior), e.g. [[0, 1], [2, 3]]: pseudo labels never link two groups; [] = off
 _C.CLUSTER.FEATURES = "memory"  # features clustered each epoch: "memory" (SpCL code) or "extract" (fresh pass)
 

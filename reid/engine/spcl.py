@@ -29,8 +29,9 @@ class SpCLRunner(BaseRunner):
 
     Args:
         memory: a :class:`reid.memory.HybridMemory` whose domains are the sources then targets.
-        labelers: one pseudo-labeler per target (``labeler(features) -> (labels, stats)`` with
-            ``state_dict``/``load_state_dict``; -1 marks un-clustered samples).
+        labelers: one pseudo-labeler per target (``labeler(features, camids=...) -> (labels,
+            stats)`` with ``state_dict``/``load_state_dict``; -1 marks un-clustered samples;
+            ``camids`` are the target's camera ids, None when ``target_camids`` is not given).
         batches: draws one batch per domain per iteration (sources then targets).
         extract: ``(domain_index) -> (N, D) features`` of that domain's training set, in order,
             extracted with the domain's BN (used to initialise the memory and, with
@@ -156,7 +157,8 @@ class SpCLRunner(BaseRunner):
                 feats = camera_centred(feats, torch.as_tensor(self.target_camids[t]))
             labels = torch.empty(feats.shape[0], dtype=torch.long)
             if is_main_process():
-                pred, st = labeler(feats)
+                pred, st = labeler(feats, camids=None if self.target_camids is None
+                                   else np.asarray(self.target_camids[t]))
                 labels = torch.as_tensor(np.asarray(pred), dtype=torch.long)
                 prefix = f"t{t}_" if len(self.labelers) > 1 else ""
                 for key, value in st.items():
