@@ -45,7 +45,7 @@ __all__ = ["camera_knn", "camera_aware_jaccard_distance"]
 
 
 def camera_knn(x: np.ndarray, camids: np.ndarray, k: int, same_camera: bool,
-               block: int = 4096) -> np.ndarray:
+               block: int = 4096, device: str | torch.device | None = None) -> np.ndarray:
     """Nearest neighbours of every row restricted to its own camera or to the other cameras.
 
     Args:
@@ -55,10 +55,12 @@ def camera_knn(x: np.ndarray, camids: np.ndarray, k: int, same_camera: bool,
             then ``k`` others).
         same_camera: True: within the row's camera; False: over all other cameras.
         block: rows per similarity block.
+        device: torch device of the similarity products and top-k (default CPU).
 
     Returns:
-        (N, k + 1) int64 (same camera) or (N, k) int64 (other cameras), nearest first (ties by
-        index), padded with -1 where the camera / the other cameras have fewer images.
+        (N, k + 1) int64 (same camera) or (N, k) int64 (other cameras), nearest first (float32
+        similarities; exact ties in any order, as :func:`reid.cluster.knn.knn`), padded with -1
+        where the camera / the other cameras have fewer images.
     """
     n = x.shape[0]
     cam = np.asarray(camids, dtype=np.int64).reshape(-1)
@@ -66,21 +68,20 @@ def camera_knn(x: np.ndarray, camids: np.ndarray, k: int, same_camera: bool,
         raise ValueError(f"camids has {cam.size} entries for {n} features")
     width = k + 1 if same_camera else k
     out = np.full((n, width), -1, dtype=np.int64)
-    xt = torch.from_numpy(x)
+    xt = torch.from_numpy(x).to(device or "cpu")
     for c in np.unique(cam):
         rows = np.flatnonzero(cam == c)
         base = rows if same_camera else np.flatnonzero(cam != c)
         kk = min(width, base.size)
         if kk == 0:
             continue
-        db = xt[torch.from_numpy(base)]
+        db_t = xt[torch.from_numpy(base).to(xt.device)].T.contiguous()
         for s in range(0, rows.size, block):
             r = rows[s:s + block]
-            sim = xt[torch.from_numpy(r)].double() @ db.double().T
+            sim = xt[torch.from_numpy(r).to(xt.device)] @ db_t
             if same_camera:  # the row itself first, whatever the rounding of its self-product
-                sim[torch.arange(r.size), torch.from_numpy(np.arange(s, s + r.size))] = np.inf
-            # order by (-similarity, index): a stable sort of the similarities
-            order = torch.sort(-sim, dim=1, stable=True).indices[:, :kk]
+                sim[torch.arange(r.size), torch.arange(s, s + r.size)] = np.inf
+            order = torch.topk(sim, kk, dim=1, sorted=True).indices.cpu()
             out[r, :kk] = base[order.numpy()]
     return out
 
@@ -98,8 +99,8 @@ def _union(a: np.ndarray, ca: np.ndarray, b: np.ndarray, cb: np.ndarray
 
 def camera_aware_jaccard_distance(features: np.ndarray | torch.Tensor,
                                   camids: np.ndarray | list[int], k_intra: int = 10,
-                                  k_inter: int = 5, q2_intra: int = 4, q2_inter: int = 0
-                                  ) -> sp.csr_matrix:
+                                  k_inter: int = 5, q2_intra: int = 4, q2_inter: int = 0,
+                                  device: str | torch.device | None = None) -> sp.csr_matrix:
     """Sparse camera-aware k-reciprocal Jaccard distance between all rows of ``features``.
 
     Args:
@@ -109,6 +110,8 @@ def camera_aware_jaccard_distance(features: np.ndarray | torch.Tensor,
         k_inter: size of the cross-camera reciprocal neighbourhood (>= 0; 0: none).
         q2_intra: within-camera query-expansion size, the row itself counted (>= 1).
         q2_inter: cross-camera query-expansion size (>= 0).
+        device: device of the neighbour search (:func:`camera_knn`); the sparse kernels run on
+            the CPU.
 
     Returns:
         (N, N) float32 CSR, sorted indices, distances below 1 stored (absent = 1), diagonal
@@ -123,8 +126,8 @@ def camera_aware_jaccard_distance(features: np.ndarray | torch.Tensor,
                          f"{k_intra}, {k_inter}, {q2_intra}, {q2_inter}")
     x = l2_normalize(as_float32_matrix(features))
     cam = np.asarray(camids, dtype=np.int64).reshape(-1)
-    intra = camera_knn(x, cam, max(k_intra, q2_intra - 1), same_camera=True)
-    inter = camera_knn(x, cam, max(k_inter, q2_inter), same_camera=False)
+    intra = camera_knn(x, cam, max(k_intra, q2_intra - 1), same_camera=True, device=device)
+    inter = camera_knn(x, cam, max(k_inter, q2_inter), same_camera=False, device=device)
     h_intra, h_inter = int(round(k_intra / 2)), int(round(k_inter / 2))
     # reciprocal_neighbours(lists, k) reads k + 1 columns: the intra lists start with i itself
     r1, c1 = _union(*reciprocal_neighbours(intra, k_intra),

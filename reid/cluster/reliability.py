@@ -174,7 +174,7 @@ class SelfPacedLabeler:
                                  "the camera id of every clustered image")
             dist = camera_aware_jaccard_distance(x, camids, k_intra=self.k1,
                                                  k_inter=self.k1_inter, q2_intra=self.k2,
-                                                 q2_inter=self.k2_inter)
+                                                 q2_inter=self.k2_inter, device=self.device)
         else:
             dist = jaccard_distance(x, k1=self.k1, k2=self.k2, k1_plus_one=self.k1_plus_one,
                                     device=self.device, knn_backend=self.knn_backend)
