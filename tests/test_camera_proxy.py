@@ -50,15 +50,44 @@ def test_losses_on_a_hand_computed_case():
     assert inter.item() == pytest.approx(lse - 0.5, abs=1e-6)
 
 
-def _direct(feats, proxies, target, cluster, camera, tau, num_hard):
+def test_unseen_camera_skip_on_a_hand_computed_case():
+    # k0 = (1, 0) cam 0 cluster 0 (the sample's proxy); k1 = (0.8, 0.6) cam 1 cluster 1;
+    # k2 = (0, 1) cam 1 cluster 2; k3 = (-1, 0) cam 0 cluster 3. f = (1, 0), tau 1, 2 hard.
+    proxies = torch.tensor([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0], [-1.0, 0.0]])
+    args = (torch.tensor([[1.0, 0.0]]), proxies, torch.tensor([0]), torch.tensor([0, 1, 2, 3]),
+            torch.tensor([0, 1, 1, 0]))
+    _, plain = camera_proxy_losses(*args, temperature=1.0, num_hard=2)
+    assert plain.item() == pytest.approx(math.log(math.e + math.exp(0.8) + 1) - 1, abs=1e-6)
+    # cluster 0 has no proxy in camera 1: its most similar camera-1 proxy (k1) is skipped and
+    # the two hardest negatives left are k2 (logit 0) and k3 (-1)
+    _, skip = camera_proxy_losses(*args, temperature=1.0, num_hard=2, num_unseen_skip=1)
+    assert skip.item() == pytest.approx(math.log(math.e + 1 + math.exp(-1)) - 1, abs=1e-6)
+    # camera 1 in another camera group cannot see the sample's identity: nothing is skipped
+    _, other = camera_proxy_losses(*args, temperature=1.0, num_hard=2, num_unseen_skip=1,
+                                   proxy_group=torch.tensor([0, 1, 1, 0]))
+    assert other.item() == pytest.approx(plain.item(), abs=1e-6)
+    # skipping more proxies than the camera has leaves out all of camera 1: only k3 remains
+    _, most = camera_proxy_losses(*args, temperature=1.0, num_hard=2, num_unseen_skip=5)
+    assert most.item() == pytest.approx(math.log(math.e + math.exp(-1)) - 1, abs=1e-6)
+
+
+def _direct(feats, proxies, target, cluster, camera, tau, num_hard, skip=0, group=None):
     intra, inter = [], []
+    group = [0] * len(camera) if group is None else [int(x) for x in group]
     for i in range(feats.shape[0]):
         logits = [feats[i] @ proxies[j] / tau for j in range(proxies.shape[0])]
         p = int(target[i])
         same = [j for j in range(len(logits)) if camera[j] == camera[p]]
         intra.append(-(logits[p] - torch.logsumexp(torch.stack([logits[j] for j in same]), 0)))
         pos = [j for j in range(len(logits)) if cluster[j] == cluster[p]]
-        neg = sorted((j for j in range(len(logits)) if cluster[j] != cluster[p]),
+        out = set()
+        for cam in {int(c) for c in camera}:
+            members = [j for j in range(len(logits)) if camera[j] == cam]
+            if (cam == camera[p] or group[members[0]] != group[p]
+                    or any(cluster[j] == cluster[p] for j in members)):
+                continue
+            out |= set(sorted(members, key=lambda j: -float(logits[j].detach()))[:skip])
+        neg = sorted((j for j in range(len(logits)) if cluster[j] != cluster[p] and j not in out),
                      key=lambda j: -float(logits[j].detach()))[:num_hard]
         lse = torch.logsumexp(torch.stack([logits[j] for j in pos + neg]), 0)
         inter.append(-sum(logits[j] - lse for j in pos) / len(pos))
@@ -85,6 +114,31 @@ def test_losses_and_gradients_equal_the_direct_formula(num_hard):
     assert torch.allclose(f1.grad, f2.grad, atol=1e-5)
 
 
+@pytest.mark.parametrize("skip,num_hard,grouped", [(1, 50, False), (2, 5, False), (3, 50, True),
+                                                   (2, 4, True)])
+def test_unseen_camera_skip_equals_the_direct_formula(skip, num_hard, grouped):
+    g = torch.Generator().manual_seed(skip * 10 + num_hard)
+    labels = torch.randint(-1, 8, (60,), generator=g)
+    cams = torch.randint(0, 4, (60,), generator=g)
+    proxy, cluster, camera = camera_proxies(labels, cams)
+    group = camera // 2 if grouped else None  # cameras {0, 1} and {2, 3}
+    mem = F.normalize(torch.randn(60, 8, generator=g), dim=1)
+    proxies = proxy_centroids(mem, proxy, cluster.numel())
+    idx = torch.randperm(60, generator=g)[:16]
+    f1 = F.normalize(torch.randn(16, 8, generator=g), dim=1).requires_grad_(True)
+    f2 = f1.detach().clone().requires_grad_(True)
+    got = camera_proxy_losses(f1, proxies, proxy[idx], cluster, camera, 0.1, num_hard, skip,
+                              group)
+    want = _direct(f2, proxies, proxy[idx], cluster, camera, 0.1, num_hard, skip, group)
+    plain = camera_proxy_losses(f1, proxies, proxy[idx], cluster, camera, 0.1, num_hard)
+    assert got[1].item() != pytest.approx(plain[1].item(), rel=1e-4)  # the skip does something
+    for a, b in zip(got, want, strict=True):
+        assert a.item() == pytest.approx(b.item(), rel=1e-5, abs=1e-6)
+    got[1].backward()
+    want[1].backward()
+    assert torch.allclose(f1.grad, f2.grad, atol=1e-5)
+
+
 def test_bad_inputs_raise():
     p = torch.eye(3)
     with pytest.raises(ValueError, match="temperature"):
@@ -93,6 +147,13 @@ def test_bad_inputs_raise():
     with pytest.raises(ValueError, match="one entry per proxy"):
         camera_proxy_losses(p[:1], p, torch.tensor([0]), torch.tensor([0, 1]),
                             torch.tensor([0, 0, 0]))
+    with pytest.raises(ValueError, match="num_unseen_skip"):
+        camera_proxy_losses(p[:1], p, torch.tensor([0]), torch.tensor([0, 1, 2]),
+                            torch.tensor([0, 0, 0]), num_unseen_skip=-1)
+    with pytest.raises(ValueError, match="proxy_group"):
+        camera_proxy_losses(p[:1], p, torch.tensor([0]), torch.tensor([0, 1, 2]),
+                            torch.tensor([0, 0, 0]), num_unseen_skip=1,
+                            proxy_group=torch.tensor([0]))
     with pytest.raises(ValueError, match="same shape|one shape"):
         camera_proxies(torch.tensor([0, 1]), torch.tensor([0]))
 
@@ -144,3 +205,31 @@ def test_cap_with_only_the_spcl_term_equals_spcl_bit_for_bit(tmp_path):
     for key, value in spcl["model"].items():
         assert torch.equal(value, cap["model"][key]), key
     assert torch.equal(spcl["method"]["memory"]["features"], cap["method"]["memory"]["features"])
+
+
+def test_cap_runner_unseen_skip_uses_the_camera_groups_and_changes_training(tmp_path):
+    from reid.config import load_cfg
+    from reid.engine import cli
+    from reid.engine.build import build_runner
+    from reid.utils.checkpoint import load_checkpoint
+
+    root = str(tmp_path / "data")
+    groups = ["DATASETS.SYNTHETIC.CAMS", "4", "CLUSTER.CAMERA_GROUPS", "[[0, 1], [2, 3]]",
+              "SOLVER.MAX_EPOCHS", "1"]
+    runner = build_runner(load_cfg("configs/demo/usl_synthetic.yaml", _cap_args(
+        root, tmp_path / "probe", *groups, "CAP.UNSEEN_SKIP", "2")[2:]),
+        device=torch.device("cpu"))
+    runner.before_train()
+    runner.set_epoch(0)
+    runner.update_labels(0)
+    (proxy_group,) = runner._proxy_groups
+    assert runner.num_unseen_skip == 2
+    assert proxy_group.tolist() == (runner._proxies[0][2] // 2).tolist()
+    weights = {}
+    for skip in (0, 2):
+        out = tmp_path / f"skip{skip}"
+        cli.train_main(_cap_args(root, out, *groups, "CAP.UNSEEN_SKIP", str(skip)))
+        weights[skip] = load_checkpoint(out / "last.pth")["model"]
+    assert any(not torch.equal(weights[0][k], weights[2][k]) for k in weights[0])
+    with pytest.raises(ValueError, match="UNSEEN_SKIP must be >= 0"):
+        cli.train_main(_cap_args(root, tmp_path / "bad", "CAP.UNSEEN_SKIP", "-1"))

@@ -94,3 +94,35 @@ def test_camera_bn_table_pairs_each_checkpoint_with_the_flipped_setting(train_re
     assert rows[1].startswith("| supervised_cuhk03 | cuhk01 | 22.0 / 22.0 | 36.0 / 25.0 | off |")
     assert "TEST.CAMERA_BN True OUTPUT_DIR logs/real/supervised_cuhk03/camera_bn_on`" in rows[0]
     assert len(rows) == 2  # supervised_cuhk01 has no flipped evaluation
+
+
+def test_saved_results_keep_runs_whose_logs_are_gone(train_real, tmp_path):
+    """results.json keeps the runs of other machines; a run found in the logs replaces its
+    saved entry, and the report reads both (in RUNS order)."""
+    logs, snapshot = tmp_path / "logs", tmp_path / "results.json"
+    _write(logs, "supervised_cuhk03", [_line(-1, cuhk03_detected=0.005, cuhk01=0.026),
+                                       _line(13, cuhk03_detected=0.20, cuhk01=0.22)], [], 1500)
+    saved = train_real.collect(logs)
+    saved["usl_cuhk03"] = {"kind": "usl", "target": "cuhk03_detected", "minutes": 60.0,
+                           "metrics": [_line(19, cuhk03_detected=0.15)], "labels": [],
+                           "camera_bn_flipped": {}, "summary_only": True}
+    saved["supervised_cuhk03"]["minutes"] = 99.0  # stale: the log's entry wins
+    snapshot.write_text(json.dumps(saved))
+    found = train_real.collect(logs, snapshot)
+    assert list(found) == ["supervised_cuhk03", "usl_cuhk03"]
+    assert found["supervised_cuhk03"]["minutes"] == 25.0
+    text = train_real.report(found)
+    # 0.15 / 0.20: the saved USL run is measured against the logged supervised run
+    assert "USL CUHK03 (usl_cuhk03) / supervised CUHK03: 0.75 (target 0.70): met" in text
+    assert train_real.collect(tmp_path / "none", snapshot).keys() == found.keys()
+    train_real.plot(found, tmp_path / "curves.png")  # a summary-only run: no plot written
+    assert not (tmp_path / "curves.png").exists()
+
+
+def test_saved_results_reproduce_the_committed_report(train_real, monkeypatch):
+    """docs/RESULTS.md is exactly the report of docs/results.json (no logs needed)."""
+    monkeypatch.setattr(train_real.platform, "processor", lambda: "")
+    monkeypatch.setattr(train_real.platform, "machine", lambda: "x86_64")  # the writing machine
+    root = SCRIPT.parents[1]
+    found = train_real.collect(root / "no-logs-here", root / "docs" / "results.json")
+    assert train_real.report(found) == (root / "docs" / "RESULTS.md").read_text(encoding="utf-8")

@@ -144,6 +144,7 @@ _C.CAP.INTRA_WEIGHT = 1.0  # weight of the intra-camera proxy loss (target sampl
 _C.CAP.INTER_WEIGHT = 0.5  # weight of the inter-camera proxy loss (target samples)
 _C.CAP.SPCL_WEIGHT = 0.0  # weight of SpCL's unified loss on every sample (> 0 needed with a SOURCE)
 _C.CAP.NUM_HARD = 50  # hardest negative proxies (other clusters) in the inter-camera loss
+_C.CAP.UNSEEN_SKIP = 0  # per camera of the sample's group (CLUSTER.CAMERA_GROUPS) without a proxy of its cluster, its most similar proxies left out of the inter-camera negatives; 0 = CAP
 
 # ---------------------------------------------------------------------------------------
 _C.TEST = CN()

@@ -317,7 +317,9 @@ def build_cap_runner(cfg, device: torch.device, writer: Any = None) -> BaseRunne
     c = cfg.CAP
     return CAPRunner(spcl_weight=c.SPCL_WEIGHT, intra_weight=c.INTRA_WEIGHT,
                      inter_weight=c.INTER_WEIGHT, proxy_temperature=c.TEMPERATURE,
-                     num_hard=c.NUM_HARD, **_memory_method_parts(cfg, device, writer))
+                     num_hard=c.NUM_HARD, num_unseen_skip=c.UNSEEN_SKIP,
+                     camera_groups=cfg.CLUSTER.CAMERA_GROUPS or None,
+                     **_memory_method_parts(cfg, device, writer))
 
 
 @RUNNER_REGISTRY.register("supervised")

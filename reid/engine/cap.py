@@ -19,10 +19,12 @@ proxy losses are means over the batch (CAP sums per-camera means of the intra-ca
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 
+from reid.cluster.groups import camera_group_index
 from reid.engine.spcl import SpCLRunner
 from reid.loss.camera_proxy import camera_proxies, camera_proxy_losses, proxy_centroids
 
@@ -40,11 +42,17 @@ class CAPRunner(SpCLRunner):
         spcl_weight, intra_weight, inter_weight: loss weights (CAP: 0, 1, 0.5).
         proxy_temperature: tau of both proxy losses (CAP: 0.07).
         num_hard: hard negative proxies of the inter-camera loss (CAP: 50).
+        num_unseen_skip: per camera of the sample's group holding no proxy of its cluster, the
+            most similar proxies left out of the inter-camera negatives (0: CAP; see
+            :func:`reid.loss.camera_proxy.camera_proxy_losses`).
+        camera_groups: disjoint lists of camera ids that never share identities (the
+            ``CLUSTER.CAMERA_GROUPS`` prior) for ``num_unseen_skip``; ``None``: one group.
         **kwargs: the arguments of :class:`SpCLRunner`; ``target_camids`` is required.
     """
 
     def __init__(self, *, spcl_weight: float = 0.0, intra_weight: float = 1.0,
                  inter_weight: float = 0.5, proxy_temperature: float = 0.07, num_hard: int = 50,
+                 num_unseen_skip: int = 0, camera_groups: Sequence[Sequence[int]] | None = None,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if self.num_sources and spcl_weight <= 0:
@@ -61,7 +69,15 @@ class CAPRunner(SpCLRunner):
         self.inter_weight = float(inter_weight)
         self.proxy_temperature = float(proxy_temperature)
         self.num_hard = int(num_hard)
+        if num_unseen_skip < 0:
+            raise ValueError(f"CAP.UNSEEN_SKIP must be >= 0, got {num_unseen_skip}")
+        self.num_unseen_skip = int(num_unseen_skip)
+        self.camera_groups = [list(g) for g in camera_groups] if camera_groups else None
+        if self.camera_groups:
+            for camids in self.target_camids:
+                camera_group_index(camids, self.camera_groups)  # fail now on a bad prior
         self._proxies: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self._proxy_groups: list[torch.Tensor | None] = []
 
     def sampler_groups(self, t: int) -> torch.Tensor:
         """Camera proxies of the clustered images, -1 for un-clustered ones (CAP's
@@ -71,12 +87,15 @@ class CAPRunner(SpCLRunner):
 
     def assign_labels(self, epoch: int) -> dict[str, float]:
         stats = super().assign_labels(epoch)
-        self._proxies = []
+        self._proxies, self._proxy_groups = [], []
         for t, camids in enumerate(self.target_camids):
             labels = self.memory.target_labels(t)
             proxy, cluster, camera = camera_proxies(labels, torch.as_tensor(camids,
                                                                              device=labels.device))
             self._proxies.append((proxy, cluster, camera))
+            self._proxy_groups.append(None if not self.camera_groups else torch.as_tensor(
+                camera_group_index(camera.cpu().numpy(), self.camera_groups),
+                device=camera.device))
             prefix = f"t{t}_" if len(self.target_camids) > 1 else ""
             stats[prefix + "num_proxies"] = float(cluster.numel())
         return stats
@@ -96,7 +115,8 @@ class CAPRunner(SpCLRunner):
                 continue
             centroids = proxy_centroids(self.memory.target_features(t), proxy, cluster.numel())
             a, b = camera_proxy_losses(x[sel], centroids, proxy[indexes[sel]], cluster, camera,
-                                       self.proxy_temperature, self.num_hard)
+                                       self.proxy_temperature, self.num_hard,
+                                       self.num_unseen_skip, self._proxy_groups[t])
             share = sel.numel() / domains.numel()
             intra, inter = intra + share * a, inter + share * b
         if self.intra_weight:

@@ -19,6 +19,14 @@ that a proxy holds images of one camera only. For an L2-normalised feature ``f``
 
   which pulls the cameras' views of one pseudo identity together.
 
+  Optionally (``num_unseen_skip`` = s > 0), for every camera ``c'`` that may see the sample's
+  identity (``c' != c``, in the sample's camera group) but holds no proxy of its cluster, the s
+  proxies of ``c'`` most similar to ``f`` are left out of ``Q`` (neither positive nor
+  negative): the clustering links few cross-camera views, so the sample's identity as seen by
+  ``c'`` is usually a proxy of another cluster, and then among the hardest negatives the plain
+  loss pushes away. (In the spirit of the online cross-camera proxy association of O2CAP,
+  Wang et al., IEEE TIP 2022; here such proxies are only ignored, never made positives.)
+
 The functions are pure (no memory, no model) so they can be checked against a direct formula.
 """
 from __future__ import annotations
@@ -81,6 +89,8 @@ def camera_proxy_losses(
     proxy_camera: torch.Tensor,
     temperature: float = 0.07,
     num_hard: int = 50,
+    num_unseen_skip: int = 0,
+    proxy_group: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Intra- and inter-camera proxy losses of a batch (see the module docstring), batch means.
 
@@ -93,6 +103,10 @@ def camera_proxy_losses(
         temperature: tau (> 0); CAP uses 0.07.
         num_hard: number of hardest negative proxies (other clusters, any camera) in the
             inter-camera softmax; fewer when fewer exist.
+        num_unseen_skip: s >= 0, proxies left out of the negatives per camera of the sample's
+            group that holds no proxy of its cluster (0: CAP's plain inter-camera loss).
+        proxy_group: (P,) int camera group of every proxy's camera (``None``: one group, every
+            camera may see every identity); only used when ``num_unseen_skip > 0``.
 
     Returns:
         ``(intra, inter)``, two 0-dim tensors.
@@ -107,16 +121,51 @@ def camera_proxy_losses(
         raise ValueError("proxy_cluster and proxy_camera must have one entry per proxy")
     if target_proxy.shape != (feats.shape[0],):
         raise ValueError(f"target_proxy must have shape ({feats.shape[0]},)")
+    if num_unseen_skip < 0:
+        raise ValueError(f"num_unseen_skip must be >= 0, got {num_unseen_skip}")
+    if proxy_group is not None and proxy_group.shape != (num,):
+        raise ValueError("proxy_group must have one entry per proxy")
     logits = feats @ proxies.t() / temperature
     neg_inf = torch.finfo(logits.dtype).min
     same_cam = proxy_camera[None, :] == proxy_camera[target_proxy][:, None]
     intra = torch.nn.functional.cross_entropy(logits.masked_fill(~same_cam, neg_inf), target_proxy)
     positive = proxy_cluster[None, :] == proxy_cluster[target_proxy][:, None]
+    skipped = (_unseen_camera_skips(logits.detach(), target_proxy, proxy_cluster, proxy_camera,
+                                    proxy_group, int(num_unseen_skip))
+               if num_unseen_skip else torch.zeros_like(positive))
     k = min(int(num_hard), num - 1)
     kept = positive.clone()
     if k > 0:
-        hard = logits.detach().masked_fill(positive, neg_inf).topk(k, dim=1).indices
-        kept.scatter_(1, hard, True)  # with fewer than k negatives, the extra picks are positives
+        hard = logits.detach().masked_fill(positive | skipped, neg_inf).topk(k, dim=1).indices
+        kept.scatter_(1, hard, True)  # with fewer than k negatives, extra picks are masked ones
+        kept &= ~skipped
     log_prob = logits - torch.logsumexp(logits.masked_fill(~kept, neg_inf), dim=1, keepdim=True)
     inter = -(log_prob * positive).sum(1) / positive.sum(1)
     return intra, inter.mean()
+
+
+def _unseen_camera_skips(logits: torch.Tensor, target_proxy: torch.Tensor,
+                         proxy_cluster: torch.Tensor, proxy_camera: torch.Tensor,
+                         proxy_group: torch.Tensor | None, skip: int) -> torch.Tensor:
+    """(B, P) bool: the ``skip`` most similar proxies (by ``logits`` (B, P)) of every camera of
+    the sample's group that is not the sample's camera and holds no proxy of its cluster.
+    One pass per camera (a handful), none per sample."""
+    cams, cam_idx = torch.unique(proxy_camera, return_inverse=True)
+    num_clusters = int(proxy_cluster.max()) + 1
+    has = torch.zeros(num_clusters, cams.numel(), dtype=torch.bool, device=logits.device)
+    has[proxy_cluster, cam_idx] = True
+    own = target_proxy
+    group = proxy_group if proxy_group is not None else torch.zeros_like(proxy_camera)
+    skipped = torch.zeros_like(logits, dtype=torch.bool)
+    neg_inf = torch.finfo(logits.dtype).min
+    for c in range(cams.numel()):
+        in_cam = cam_idx == c
+        count = min(skip, int(in_cam.sum()))
+        first = int(in_cam.nonzero()[0])
+        rows = ((cam_idx[own] != c) & (group[own] == group[first])
+                & ~has[proxy_cluster[own], c]).nonzero().squeeze(1)
+        if count == 0 or rows.numel() == 0:
+            continue
+        top = logits[rows].masked_fill(~in_cam[None, :], neg_inf).topk(count, dim=1).indices
+        skipped[rows[:, None], top] = True
+    return skipped
