@@ -73,9 +73,6 @@ class CAPRunner(SpCLRunner):
             raise ValueError(f"CAP.UNSEEN_SKIP must be >= 0, got {num_unseen_skip}")
         self.num_unseen_skip = int(num_unseen_skip)
         self.camera_groups = [list(g) for g in camera_groups] if camera_groups else None
-        if self.camera_groups:
-            for camids in self.target_camids:
-                camera_group_index(camids, self.camera_groups)  # fail now on a bad prior
         self._proxies: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
         self._proxy_groups: list[torch.Tensor | None] = []
 
