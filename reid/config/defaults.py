@@ -95,6 +95,7 @@ _C.SOLVER.OPTIMIZER = "adam"  # "adam", "adamw" or "sgd"
 _C.SOLVER.BASE_LR = 3.5e-4  # learning rate after warm-up
 _C.SOLVER.WEIGHT_DECAY = 5e-4  # L2 weight decay
 _C.SOLVER.MOMENTUM = 0.9  # SGD momentum
+_C.SOLVER.FUSED = False  # PyTorch's fused optimizer kernel (CPU / CUDA; same update up to float rounding) instead of its default loop
 _C.SOLVER.MAX_EPOCHS = 50  # training epochs
 _C.SOLVER.ITERS = 400  # iterations per epoch
 _C.SOLVER.IMS_PER_BATCH = 64  # images per batch and domain group (source and target halves in UDA)

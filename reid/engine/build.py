@@ -90,6 +90,7 @@ def _solver(cfg, model) -> tuple[Any, Any]:
     optimizer = build_optimizer(
         model.parameters(), name=cfg.SOLVER.OPTIMIZER, lr=cfg.SOLVER.BASE_LR,
         weight_decay=cfg.SOLVER.WEIGHT_DECAY, momentum=cfg.SOLVER.MOMENTUM,
+        fused=cfg.SOLVER.FUSED,
     )
     scheduler = build_lr_scheduler(
         optimizer, warmup_epochs=cfg.SOLVER.WARMUP_EPOCHS, warmup_factor=cfg.SOLVER.WARMUP_FACTOR,
