@@ -7,7 +7,12 @@ import copy
 import pytest
 import torch
 
-from reid.solver import build_lr_scheduler, build_optimizer, warmup_multistep_factor
+from reid.solver import (
+    build_lr_scheduler,
+    build_optimizer,
+    load_optimizer_state,
+    warmup_multistep_factor,
+)
 
 
 def test_warmup_multistep_factor_by_hand() -> None:
@@ -81,7 +86,7 @@ def test_fused_optimizer_resumes_exactly_and_reads_reference_checkpoints() -> No
     resumed = _model()
     resumed.load_state_dict(saved[0])
     opt_resumed = build_optimizer(resumed.parameters(), "adam", lr=1e-2, fused=True)
-    opt_resumed.load_state_dict(saved[1])
+    load_optimizer_state(opt_resumed, saved[1])
     _train(resumed, opt_resumed, range(3, 6))
     for a, b in zip(full.parameters(), resumed.parameters(), strict=True):
         assert torch.equal(a, b)
@@ -93,10 +98,14 @@ def test_fused_optimizer_resumes_exactly_and_reads_reference_checkpoints() -> No
     again = _model()
     again.load_state_dict(old.state_dict())
     opt_again = build_optimizer(again.parameters(), "adam", lr=1e-2, fused=True)
-    opt_again.load_state_dict(copy.deepcopy(opt_old.state_dict()))
+    load_optimizer_state(opt_again, copy.deepcopy(opt_old.state_dict()))
+    assert opt_again.param_groups[0]["fused"]  # PyTorch's own load would restore the loop
     _train(again, opt_again, range(3, 6))
     for a, b in zip(full.parameters(), again.parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    back = build_optimizer(_model().parameters(), "adam", lr=1e-2)  # and the other way round
+    load_optimizer_state(back, opt_full.state_dict())
+    assert not back.param_groups[0]["fused"] and back.state_dict()["state"]
 
 
 def test_automatic_choice_fuses_where_the_device_has_the_kernel() -> None:

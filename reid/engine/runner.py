@@ -19,6 +19,7 @@ from torch import nn
 from tqdm import tqdm
 
 from reid.engine.evaluator import DatasetEvaluator
+from reid.solver import load_optimizer_state
 from reid.utils.checkpoint import load_checkpoint, save_checkpoint
 from reid.utils.distributed import (
     broadcast_buffers,
@@ -274,7 +275,7 @@ class BaseRunner:
                 raise ValueError(f"{path} has no mean-teacher state, but MODEL.EMA_MOMENTUM is "
                                  "set: resume with the setting the run was started with")
             self.ema.load_state_dict(state["ema"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        load_optimizer_state(self.optimizer, state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.load_method_state(state["method"])
         self.epoch = int(state["epoch"])

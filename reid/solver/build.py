@@ -84,6 +84,19 @@ def build_optimizer(
                                         momentum=momentum, **impl)
 
 
+_IMPLEMENTATION_KEYS = ("fused", "foreach")
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict) -> None:
+    """``optimizer.load_state_dict(state)`` that keeps the optimizer's own implementation
+    (``fused`` / ``foreach``): PyTorch restores the saved run's choice with the hyper-parameters,
+    so a run resumed with another ``SOLVER.FUSED`` would silently keep the old one."""
+    impl = [{k: g[k] for k in _IMPLEMENTATION_KEYS if k in g} for g in optimizer.param_groups]
+    optimizer.load_state_dict(state)
+    for group, keep in zip(optimizer.param_groups, impl, strict=True):
+        group.update(keep)
+
+
 def warmup_multistep_factor(
     epoch: int, warmup_epochs: int, warmup_factor: float, steps: Sequence[int], gamma: float
 ) -> float:
