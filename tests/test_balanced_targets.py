@@ -74,7 +74,7 @@ def _args(root, out, method, *extra):
 
     return ["--config-file", "configs/demo/usl_synthetic.yaml", *TINY, "SOLVER.METHOD", method,
             "DATASETS.ROOT", root, "OUTPUT_DIR", str(out), "TEST.EVAL_PERIOD", "2",
-            "DATALOADER.TARGET_BALANCED", "True", "CLUSTER.FEATURES", "extract",
+            "DATALOADER.SAMPLER", "pk", "CLUSTER.FEATURES", "extract",
             "MEMORY.REFRESH", "True", *extra]
 
 

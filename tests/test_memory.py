@@ -22,8 +22,12 @@ def naive_loss(
     targets: list[torch.Tensor],
     target_labels: list[list[int]],
     temperature: float,
+    reduction: str = "domain_sum",
+    eps: float = 0.0,
 ) -> torch.Tensor:
-    """Direct SpCL Eq. 1 with Python loops: one joint softmax over every prototype."""
+    """Direct SpCL Eq. 1 with Python loops: one joint softmax over every prototype; with
+    ``domain_sum`` the per-domain means added up (the released ``L_s + L_t``), else the mean;
+    ``eps`` as the released code: ``-log(exp(l+) / (sum exp(l) + eps) + eps)``."""
     protos: list[torch.Tensor] = []
     positive: dict[tuple[int, int], int] = {}
     for s, cent in enumerate(sources):
@@ -42,18 +46,22 @@ def naive_loss(
             if lab < 0:
                 positive[(d, i)] = len(protos)
                 protos.append(feat[i])
-    total = 0.0
+    per_domain: dict[int, list[torch.Tensor]] = {}
     for b in range(feats.shape[0]):
         logits = torch.stack([feats[b] @ p / temperature for p in protos])
         pos = positive[(domains[b], indexes[b])]
-        total = total - (logits[pos] - torch.logsumexp(logits, 0))
-    return total / feats.shape[0]
+        prob = torch.exp(logits[pos]) / (torch.exp(logits).sum() + eps)
+        per_domain.setdefault(domains[b], []).append(-torch.log(prob + eps))
+    if reduction == "mean":
+        return torch.stack([x for v in per_domain.values() for x in v]).mean()
+    return sum(torch.stack(v).mean() for v in per_domain.values())
 
 
-def _memory(sources, targets, temperature=0.05, momentum=0.2, labels=None) -> HybridMemory:
+def _memory(sources, targets, temperature=0.05, momentum=0.2, labels=None,
+            **kwargs) -> HybridMemory:
     dim = (sources or targets)[0].shape[1]
     mem = HybridMemory(dim, [s.shape[0] for s in sources], [t.shape[0] for t in targets],
-                       temperature=temperature, momentum=momentum).double()
+                       temperature=temperature, momentum=momentum, **kwargs).double()
     for s, cent in enumerate(sources):
         mem.init_source(s, cent)
     for t, feat in enumerate(targets):
@@ -88,8 +96,34 @@ def test_hand_computed_uda_loss() -> None:
     assert loss.item() == pytest.approx(expected, abs=1e-12)
 
 
+def test_hand_computed_uda_loss_is_the_sum_of_the_domain_means() -> None:
+    # SpCL's UDA objective L_s + L_t, each the mean over its own domain's part of the batch.
+    # One source with centroids e1, e2; one target with outliers -e1, -e2; tau = 1.
+    # Batch: source sample e1 (class 0) with loss a; target samples -e1 (instance 0) and -e2
+    # (instance 1) with loss b each.
+    sources = [_unit([1.0, 0.0], [0.0, 1.0])]
+    targets = [_unit([-1.0, 0.0], [0.0, -1.0])]
+    feats = _unit([1.0, 0.0], [-1.0, 0.0], [0.0, -1.0])
+    domains, indexes = torch.tensor([0, 1, 1]), torch.tensor([0, 0, 1])
+    # logits of e1 against (e1, e2, -e1, -e2): (1, 0, -1, 0); of -e1: (-1, 0, 1, 0)
+    a = -math.log(math.e / (math.e + 1 + math.exp(-1) + 1))
+    b = a  # -e1 against its own row -e1 has the same logit pattern; -e2 likewise
+    summed = _memory(sources, targets, temperature=1.0).eval()(feats, domains, indexes)
+    assert summed.item() == pytest.approx(a / 1 + (b + b) / 2, abs=1e-12)  # L_s + L_t
+    joint = _memory(sources, targets, temperature=1.0, reduction="mean").eval()
+    assert joint(feats, domains, indexes).item() == pytest.approx((a + 2 * b) / 3, abs=1e-12)
+    # with the released 1e-6 terms: -log(e / (e + 1 + e^-1 + 1 + eps) + eps) per sample
+    eps = 1e-6
+    a_eps = -math.log(math.e / (math.e + 2 + math.exp(-1) + eps) + eps)
+    released = _memory(sources, targets, temperature=1.0, softmax_eps=eps).eval()
+    assert released(feats, domains, indexes).item() == pytest.approx(2 * a_eps, abs=1e-12)
+    assert abs(2 * a_eps - 2 * a) > 1e-7  # the terms are visible at this precision
+
+
+@pytest.mark.parametrize("reduction, eps", [("domain_sum", 0.0), ("mean", 0.0),
+                                            ("domain_sum", 1e-6)])
 @pytest.mark.parametrize("case", ["uda", "usl", "two_targets", "two_sources_two_targets"])
-def test_loss_matches_direct_formula(case: str) -> None:
+def test_loss_matches_direct_formula(case: str, reduction: str, eps: float) -> None:
     g = torch.Generator().manual_seed(0)
     dim = 6
     rnd = lambda n: F.normalize(torch.randn(n, dim, generator=g, dtype=torch.float64), dim=1)
@@ -102,7 +136,8 @@ def test_loss_matches_direct_formula(case: str) -> None:
     }[case]
     sources = [rnd(n) for n in n_src]
     targets = [rnd(len(lab)) for lab in t_labels]
-    mem = _memory(sources, targets, temperature=0.05, labels=t_labels)
+    mem = _memory(sources, targets, temperature=0.05, labels=t_labels, reduction=reduction,
+                  softmax_eps=eps)
     domains, indexes = [], []
     for s, n in enumerate(n_src):  # every source class, one repeated
         domains += [s] * (n + 1)
@@ -112,7 +147,7 @@ def test_loss_matches_direct_formula(case: str) -> None:
         indexes += list(range(len(lab)))
     feats = rnd(len(domains))
     got = mem.eval()(feats, torch.tensor(domains), torch.tensor(indexes))
-    want = naive_loss(feats, domains, indexes, sources, targets, t_labels, 0.05)
+    want = naive_loss(feats, domains, indexes, sources, targets, t_labels, 0.05, reduction, eps)
     assert got.item() == pytest.approx(want.item(), rel=1e-10)
 
 

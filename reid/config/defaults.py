@@ -87,7 +87,7 @@ _C.DATALOADER = CN()
 _C.DATALOADER.NUM_WORKERS = 2  # data loading worker processes
 _C.DATALOADER.NUM_INSTANCES = 4  # images per identity in an identity-balanced batch
 _C.DATALOADER.CAMERA_CHUNK = 16  # images of one camera per chunk of a target batch with MODEL.CAMERA_BN
-_C.DATALOADER.TARGET_BALANCED = False  # target batches P x K over pseudo groups (SpCL clusters, CAP proxies); outliers not sampled
+_C.DATALOADER.SAMPLER = "random"  # training batches: random (targets uniform random, labelled sources P x K) | pk (targets also P x K over pseudo groups: SpCL clusters, CAP proxies; outliers never sampled) | cross_camera (SpCL's published sampler for sources and targets: per identity an anchor + K-1 images of other cameras, each outlier an identity of its own; docs/SPCL.md)
 
 # ---------------------------------------------------------------------------------------
 _C.SOLVER = CN()
@@ -135,6 +135,8 @@ _C.CLUSTER.FEATURES = "memory"  # features clustered each epoch: "memory" (SpCL 
 _C.MEMORY = CN()
 _C.MEMORY.MOMENTUM = 0.2  # momentum m of memory updates: f <- m f + (1 - m) x
 _C.MEMORY.TEMPERATURE = 0.05  # temperature of the unified contrastive loss
+_C.MEMORY.LOSS_REDUCTION = "domain_sum"  # unified loss of a UDA batch: domain_sum (sum over domains of each domain's batch mean, SpCL's L_s + L_t) | mean (mean over the joint batch, half of it for one source + one target); same for USL
+_C.MEMORY.SOFTMAX_EPS = 0.0  # the released SpCL code's 1e-6 inside the softmax normaliser and the log (0: exact log-softmax; 1e-6: as released)
 _C.MEMORY.REFRESH = False  # with CLUSTER.FEATURES extract: target rows replaced by the fresh extraction each epoch
 
 # ---------------------------------------------------------------------------------------

@@ -293,3 +293,91 @@ class CameraChunkSampler(_GroupSampler):
                 fill = rng.choice(order[:full], size=g - len(rest), replace=False)
                 chunks.append(np.concatenate([rest, fill]))
         return [chunks[i] for i in rng.permutation(len(chunks))]
+
+
+class CrossCameraIdentitySampler(_GroupSampler):
+    """SpCL's published batch sampler (Ge et al., NeurIPS 2020, released code): one group per
+    identity per pass, the anchor's companions taken from other cameras.
+
+    One pass visits every identity once, in random order. For an identity it takes one random
+    anchor image, then ``K - 1 = num_instances - 1`` more images of the identity:
+
+    * from the identity's images whose camera differs from the anchor's, when there is any:
+      without replacement when there are at least K such images, with replacement otherwise
+      (the released code compares the candidate count with K, not K - 1);
+    * otherwise (every image of the identity shares the anchor's camera) from its other images,
+      with the same replacement rule;
+    * an identity with a single image contributes that image alone.
+
+    The groups are concatenated into one stream, so batches (consecutive slices of it) mix
+    clusters (K images each) with outliers (one image each). Passes are concatenated for as long
+    as needed: a batch may straddle two passes (the released code starts a new loader pass and
+    drops the last incomplete batch of each pass instead; less than one batch per pass).
+
+    Args:
+        pids: identity of every sample (index i of the dataset has identity ``pids[i]``).
+            A negative value marks an un-clustered image: **each negative entry is an identity
+            of its own** (so -1 for every outlier and unique values for outliers are the same).
+        camids: camera id of every sample.
+        num_instances: K (>= 1), images per identity that has at least two.
+        seed: base seed (>= 0).
+        rank, world_size: distributed sharding by whole identity groups: rank ``r`` of ``W``
+            takes groups ``r, r + W, ...`` of the stream (see the module docstring).
+        num_samples: indices yielded per epoch on this rank; None = infinite stream.
+
+    Example (pseudo labels, regrouped after every clustering):
+        >>> sampler = CrossCameraIdentitySampler([-1] * n, camids, 4, num_samples=100 * 64)
+        >>> sampler.set_pids(cluster_labels)  # -1: each outlier its own identity
+    """
+
+    def __init__(
+        self,
+        pids: Sequence[int],
+        camids: Sequence[int],
+        num_instances: int = 4,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        *,
+        num_samples: int | None = None,
+    ) -> None:
+        if num_instances < 1:
+            raise ValueError(f"num_instances must be >= 1, got {num_instances}")
+        super().__init__(num_samples, seed, rank, world_size)
+        self.num_instances = int(num_instances)
+        self.camids = np.asarray(list(camids))
+        if self.camids.size == 0:
+            raise ValueError("CrossCameraIdentitySampler got an empty list of camids")
+        self.set_pids(pids)
+
+    def set_pids(self, pids: Sequence[int]) -> None:
+        """Group the samples by new labels (one per sample; negative: an identity of its own);
+        takes effect for iterators created afterwards."""
+        pids = np.asarray(list(pids), dtype=np.int64)
+        if pids.shape != self.camids.shape:
+            raise ValueError(f"set_pids needs {self.camids.size} labels (one per camid), got "
+                             f"{pids.size}")
+        keys = pids.copy()
+        out = keys < 0
+        keys[out] = keys.max(initial=-1) + 1 + np.arange(int(out.sum()))
+        _, inverse = np.unique(keys, return_inverse=True)
+        order = np.argsort(inverse, kind="stable")
+        bounds = np.cumsum(np.bincount(inverse))[:-1]
+        self.index_lists = np.split(order, bounds)
+
+    def _group(self, rng: np.random.Generator, idxs: np.ndarray) -> np.ndarray:
+        """The anchor and its K - 1 companions for one identity (``idxs``: its samples)."""
+        if len(idxs) == 1:
+            return idxs
+        anchor = idxs[rng.integers(len(idxs))]
+        cams = self.camids[idxs]
+        pool = idxs[cams != self.camids[anchor]]
+        if pool.size == 0:
+            pool = idxs[idxs != anchor]
+        k = self.num_instances
+        rest = rng.choice(pool, size=k - 1, replace=pool.size < k)
+        return np.concatenate([[anchor], rest]).astype(np.int64)
+
+    def _one_pass(self, rng: np.random.Generator) -> list[np.ndarray]:
+        return [self._group(rng, self.index_lists[g])
+                for g in rng.permutation(len(self.index_lists))]

@@ -116,13 +116,38 @@ def _common(cfg, model, evaluator, device, writer, ema: Any = None) -> dict[str,
     )
 
 
+SAMPLERS = ("random", "pk", "cross_camera")
+
+
+def _sampler_kind(cfg) -> str:
+    """``DATALOADER.SAMPLER``, checked."""
+    kind = cfg.DATALOADER.SAMPLER
+    if kind not in SAMPLERS:
+        raise ValueError(f"DATALOADER.SAMPLER must be one of {', '.join(SAMPLERS)}, got {kind!r}")
+    return kind
+
+
 def _train_loader(cfg, samples, *, is_video, domain, balanced: bool, seed: int,
                   camera_chunks: bool = False, pseudo_balanced: bool = False):
-    from reid.data.samplers import CameraChunkSampler, RandomIdentitySampler, RandomSampler
+    """The training loader of one domain: ``balanced`` for labelled samples (true ids),
+    ``pseudo_balanced`` for a target regrouped by pseudo labels every epoch (SpCLRunner)."""
+    from reid.data.samplers import (
+        CameraChunkSampler,
+        CrossCameraIdentitySampler,
+        RandomIdentitySampler,
+        RandomSampler,
+    )
 
     batch = cfg.SOLVER.IMS_PER_BATCH
     total = cfg.SOLVER.ITERS * batch
-    if pseudo_balanced:  # grouped by the pseudo labels of every epoch (SpCLRunner)
+    if _sampler_kind(cfg) == "cross_camera" and not camera_chunks:
+        # SpCL's published sampler; a target starts with every image an identity of its own
+        sampler = CrossCameraIdentitySampler(
+            [s[1] for s in samples] if balanced else [-1] * len(samples),
+            [s[2] for s in samples], cfg.DATALOADER.NUM_INSTANCES, seed=seed, rank=get_rank(),
+            world_size=get_world_size(), num_samples=total,
+        )
+    elif pseudo_balanced:  # P x K over the pseudo groups of every epoch (SpCLRunner)
         sampler = RandomIdentitySampler(
             range(len(samples)), batch_size=batch, num_instances=cfg.DATALOADER.NUM_INSTANCES,
             num_samples=total, seed=seed, rank=get_rank(), world_size=get_world_size(),
@@ -221,17 +246,18 @@ def _memory_method_parts(cfg, device: torch.device, writer: Any) -> dict[str, An
         logger.info("camera BN: statistics of %d camera branches estimated",
                     sum(len(m) for m in cam_maps if m))
 
-    balanced_targets = cfg.DATALOADER.TARGET_BALANCED
-    if balanced_targets and cfg.MODEL.CAMERA_BN:
-        raise ValueError("DATALOADER.TARGET_BALANCED and MODEL.CAMERA_BN both shape the target "
-                         "batches (P x K pseudo groups vs camera-pure chunks); choose one")
+    target_sampler = _sampler_kind(cfg)
+    if target_sampler != "random" and cfg.MODEL.CAMERA_BN:
+        raise ValueError(f"DATALOADER.SAMPLER {target_sampler} and MODEL.CAMERA_BN both shape the "
+                         "target batches (identity groups vs camera-pure chunks); choose one "
+                         "(DATALOADER.SAMPLER random with MODEL.CAMERA_BN)")
     loaders, keys = [], []
     for d, ds in enumerate(domains):
         is_source = d < len(sources)
         loaders.append(_train_loader(cfg, ds.train, is_video=ds.is_video, domain=branch(d),
                                      balanced=is_source, seed=cfg.SEED + d,
                                      camera_chunks=cam_maps[d] is not None,
-                                     pseudo_balanced=not is_source and balanced_targets))
+                                     pseudo_balanced=not is_source and target_sampler == "pk"))
         keys.append("pid" if is_source else "index")
     batches = DomainBatches(loaders, keys, domains=[branch(d) for d in range(len(domains))],
                             camera_branches=cam_maps)
@@ -241,6 +267,8 @@ def _memory_method_parts(cfg, device: torch.device, writer: Any) -> dict[str, An
         target_instances=[len(ds.train) for ds in targets],
         temperature=cfg.MEMORY.TEMPERATURE,
         momentum=cfg.MEMORY.MOMENTUM,
+        reduction=cfg.MEMORY.LOSS_REDUCTION,
+        softmax_eps=cfg.MEMORY.SOFTMAX_EPS,
     )
     labelers = [_labeler(cfg, ds, device) for ds in targets]
     true_ids = [np.asarray([s[1] for s in ds.train]) for ds in targets]
@@ -251,7 +279,7 @@ def _memory_method_parts(cfg, device: torch.device, writer: Any) -> dict[str, An
         target_camids=[np.asarray([s[2] for s in ds.train]) for ds in targets],
         camera_centre=cfg.CLUSTER.CAMERA_CENTRE,
         init_bn=init_bn if cfg.MODEL.CAMERA_BN else None,
-        balanced_targets=balanced_targets, refresh_memory=cfg.MEMORY.REFRESH,
+        target_sampler=target_sampler, refresh_memory=cfg.MEMORY.REFRESH,
         **_common(cfg, model, evaluator, device, writer, ema=ema),
     )
 

@@ -14,7 +14,7 @@ outliers is kept and the camera-aware terms are added for the target samples.
 Choices: un-clustered images are their own proxy and cluster (SpCL's outliers; CAP drops them);
 proxy centroids are recomputed from the instance memory at every step (CAP keeps a separate
 proxy memory updated by momentum); target batches are drawn uniformly unless
-``balanced_targets`` (then P proxies x K images, un-clustered images left out, as CAP); both
+``target_sampler="pk"`` (then P proxies x K images, un-clustered images left out, as CAP); both
 proxy losses are means over the batch (CAP sums per-camera means of the intra-camera loss).
 """
 from __future__ import annotations

@@ -55,9 +55,10 @@ class DomainBatches:
             self._iters[i] = iter(loader)
 
     def set_labels(self, i: int, labels: Sequence[int]) -> None:
-        """Regroup loader ``i``'s PK sampler by new (pseudo) labels and restart its iterator,
-        so the rest of the epoch samples by them (-1: never sampled, see
-        :meth:`reid.data.samplers.RandomIdentitySampler.set_pids`)."""
+        """Regroup loader ``i``'s identity sampler by new (pseudo) labels and restart its
+        iterator, so the rest of the epoch samples by them (-1: never sampled by a
+        :class:`reid.data.samplers.RandomIdentitySampler`, an identity of its own for a
+        :class:`reid.data.samplers.CrossCameraIdentitySampler`)."""
         loader = self.loaders[i]
         batch_sampler = getattr(loader, "batch_sampler", None)
         sampler = next((obj for obj in (getattr(batch_sampler, "sampler", None),
@@ -65,7 +66,7 @@ class DomainBatches:
                         if hasattr(obj, "set_pids")), None)
         if sampler is None:
             raise TypeError(f"loader {i} has no sampler that can be regrouped by labels "
-                            "(a RandomIdentitySampler is needed)")
+                            "(a RandomIdentitySampler or CrossCameraIdentitySampler is needed)")
         sampler.set_pids(labels)
         self._iters[i] = iter(loader)
 

@@ -47,14 +47,20 @@ class SpCLRunner(BaseRunner):
             (:func:`reid.cluster.camera.camera_centred`); off in the published method.
         init_bn: called once before the memory is initialised (e.g. estimating the statistics
             of per-camera BN branches), or None.
-        balanced_targets: after every clustering, regroup each target loader's PK sampler
-            (``batches.set_labels``) by :meth:`sampler_groups` (SpCL: the clusters; CAP: the
-            camera proxies), so target batches are P groups x K images and un-clustered images
-            are not sampled (CAP's proxy-balanced sampling); the target loaders must use a
-            :class:`reid.data.samplers.RandomIdentitySampler` with ``ignore_negative``.
+        target_sampler: how the target loaders draw batches, i.e. what every clustering
+            regroups (``batches.set_labels``):
+
+            * ``"random"``: uniform random images, nothing to regroup;
+            * ``"pk"``: P groups x K images over :meth:`sampler_groups` (SpCL: the clusters;
+              CAP: the camera proxies), un-clustered images not sampled (CAP's proxy-balanced
+              sampling); the target loaders use a
+              :class:`reid.data.samplers.RandomIdentitySampler` with ``ignore_negative``;
+            * ``"cross_camera"``: SpCL's published sampler over the clusters, every
+              un-clustered image an identity of its own; the target loaders use a
+              :class:`reid.data.samplers.CrossCameraIdentitySampler`.
         refresh_memory: with ``cluster_on="extract"``, replace every target's instance rows by
             the fresh extraction each epoch (the rows of images that are not sampled, e.g.
-            outliers with ``balanced_targets``, would otherwise never change).
+            outliers with ``target_sampler="pk"``, would otherwise never change).
         **kwargs: the arguments of :class:`BaseRunner`.
     """
 
@@ -71,7 +77,7 @@ class SpCLRunner(BaseRunner):
         target_camids: Sequence[np.ndarray] | None = None,
         camera_centre: bool = False,
         init_bn: Callable[[], None] | None = None,
-        balanced_targets: bool = False,
+        target_sampler: str = "random",
         refresh_memory: bool = False,
         **kwargs: Any,
     ) -> None:
@@ -87,13 +93,16 @@ class SpCLRunner(BaseRunner):
         self.cluster_on = cluster_on
         self.camera_centre = camera_centre
         self.init_bn = init_bn
-        self.balanced_targets = bool(balanced_targets)
+        if target_sampler not in ("random", "pk", "cross_camera"):
+            raise ValueError("target_sampler must be 'random', 'pk' or 'cross_camera', got "
+                             f"{target_sampler!r}")
+        self.target_sampler = target_sampler
         self._unchanged_extraction: dict[int, torch.Tensor] = {}  # before_train -> epoch 0
         self.refresh_memory = bool(refresh_memory)
         if refresh_memory and cluster_on != "extract":
             raise ValueError("refresh_memory needs cluster_on='extract' (the memory itself is "
                              "what is clustered otherwise)")
-        if balanced_targets and cluster_on == "memory":
+        if target_sampler == "pk" and cluster_on == "memory":
             logger.warning("balanced target batches with clustering on the memory: the rows of "
                            "un-clustered images are never sampled, so they never change and "
                            "those images stay un-clustered; CLUSTER.FEATURES extract with "
@@ -127,17 +136,19 @@ class SpCLRunner(BaseRunner):
         self.batches.set_epoch(epoch)
 
     def update_labels(self, epoch: int) -> dict[str, float]:
-        """Cluster every target domain, hand the labels to the memory and, with
-        ``balanced_targets``, regroup the target samplers."""
+        """Cluster every target domain, hand the labels to the memory and regroup the target
+        samplers by them (``target_sampler`` "pk" or "cross_camera")."""
         stats = self.assign_labels(epoch)
-        if self.balanced_targets:
+        if self.target_sampler != "random":
             for t in range(len(self.labelers)):
-                self.batches.set_labels(self.num_sources + t, self.sampler_groups(t).tolist())
+                groups = (self.sampler_groups(t) if self.target_sampler == "pk"
+                          else self.memory.target_labels(t).cpu())
+                self.batches.set_labels(self.num_sources + t, groups.tolist())
         return stats
 
     def sampler_groups(self, t: int) -> torch.Tensor:
-        """(N_t,) group of every image of target ``t`` for balanced batches (-1: not sampled):
-        SpCL's clusters."""
+        """(N_t,) group of every image of target ``t`` for P x K target batches (-1: not
+        sampled): SpCL's clusters."""
         return self.memory.target_labels(t).cpu()
 
     def assign_labels(self, epoch: int) -> dict[str, float]:

@@ -16,12 +16,58 @@ import torch
 import torch.nn.functional as F
 
 
+def released_nll(logits: torch.Tensor, targets: torch.Tensor, eps: float) -> torch.Tensor:
+    """Per-sample ``-log(p_target + eps)`` with ``p = exp(l) / (sum_k exp(l_k) + eps)``: the
+    softmax of SpCL's released code, which adds ``eps`` (1e-6) inside the normaliser and the log.
+
+    Computed stably: with ``m = max_k l_k``, ``p = exp(l - m) / (sum_k exp(l_k - m) + eps e^-m)``.
+
+    Args:
+        logits: (B, P) float logits (already divided by the temperature).
+        targets: (B,) int64 positive of each row.
+        eps: the constant (>= 0; 0 gives the exact negative log-softmax).
+
+    Returns:
+        (B,) per-sample losses.
+    """
+    m = logits.max(dim=1, keepdim=True).values.detach()
+    e = torch.exp(logits - m)
+    denom = e.sum(dim=1, keepdim=True) + eps * torch.exp(-m)
+    p = e.gather(1, targets[:, None]) / denom
+    return -torch.log(p + eps).squeeze(1)
+
+
 def contrastive_logits_loss(
-    feats: torch.Tensor, prototypes: torch.Tensor, targets: torch.Tensor, temperature: float
+    feats: torch.Tensor,
+    prototypes: torch.Tensor,
+    targets: torch.Tensor,
+    temperature: float,
+    *,
+    groups: torch.Tensor | None = None,
+    eps: float = 0.0,
 ) -> torch.Tensor:
-    """The loss without input validation (used by the memory, which builds valid targets)."""
+    """The loss without input validation (used by the memory, which builds valid targets).
+
+    Args:
+        feats, prototypes, targets, temperature: as :func:`unified_contrastive_loss`.
+        groups: (B,) int group (domain) of every sample, or None. With groups the result is
+            the **sum over the groups present of each group's mean loss** (SpCL's UDA objective
+            ``L_source + L_target``); without, the mean over the batch. One group present gives
+            the plain mean.
+        eps: 0 for the exact log-softmax, else the released code's constant (:func:`released_nll`).
+
+    Returns:
+        0-dim loss.
+    """
     logits = feats @ prototypes.t() / temperature
-    return F.cross_entropy(logits, targets)
+    present = torch.unique(groups) if groups is not None else None
+    if present is None or present.numel() == 1:
+        if eps == 0.0:
+            return F.cross_entropy(logits, targets)
+        return released_nll(logits, targets, eps).mean()
+    nll = (released_nll(logits, targets, eps) if eps > 0.0
+           else F.cross_entropy(logits, targets, reduction="none"))
+    return torch.stack([nll[groups == g].mean() for g in present]).sum()
 
 
 def unified_contrastive_loss(

@@ -25,8 +25,15 @@ Choices (documented deviations are marked)
   re-normalised, as the paper's cluster centroid and the published code (which averages the
   instance similarities per cluster, i.e. ``<f, mean(v)>``). It is recomputed from the memory
   at every step (``index_add_``, no Python loop over instances or clusters).
-* The loss is the exact ``log_softmax`` (the published code adds 1e-6 inside the softmax
-  denominator and the log; the difference is below 1e-5 for realistic logits).
+* The loss is the exact ``log_softmax`` by default. The released code adds 1e-6 inside the
+  softmax denominator and inside the log; ``softmax_eps=1e-6`` reproduces that. The effect is
+  not negligible on untrained features: with thousands of prototypes the true prototype's
+  probability is ~1e-4, so the ``+ 1e-6`` in the log changes the loss by ~1e-2 relative (about
+  3e-3 absolute on the loss) and the gradient by ~1% (``benchmarks/bench_softmax_eps.py``).
+* A batch of several domains (UDA) gives, with ``reduction="domain_sum"`` (default), the sum
+  over the domains of each domain's mean loss: SpCL's ``L_source + L_target``, each a mean over
+  its own batch, as the released trainer. ``reduction="mean"`` is the mean over the joint
+  batch (half of it for one source and one target of equal batch sizes). One domain: the mean.
 * Momentum update (applied to every row used in the batch, *after* the gradient was computed
   with the old values): ``v <- normalise(m v + (1 - m) x)``. A row used several times in a batch
   (a source class with K instances) is updated once per sample, in batch order, as the published
@@ -135,6 +142,9 @@ class HybridMemory(nn.Module):
         target_instances: number of training images of each target domain.
         temperature: tau of the contrastive loss (SpCL: 0.05).
         momentum: m of the updates ``v <- m v + (1 - m) x`` (SpCL: 0.2), in ``[0, 1]``.
+        reduction: "domain_sum" (SpCL's ``L_s + L_t``) or "mean" (over the joint batch).
+        softmax_eps: the released code's constant in the softmax normaliser and the log (1e-6
+            as released; 0: exact log-softmax).
 
     Buffers (all in ``state_dict``): ``features`` (L, D) float32 memory rows, ``labels`` (L,)
     int64 (class id for source rows, pseudo label or -1 for target rows) and ``initialized``
@@ -148,8 +158,16 @@ class HybridMemory(nn.Module):
         target_instances: Sequence[int] = (),
         temperature: float = 0.05,
         momentum: float = 0.2,
+        reduction: str = "domain_sum",
+        softmax_eps: float = 0.0,
     ) -> None:
         super().__init__()
+        if reduction not in ("domain_sum", "mean"):
+            raise ValueError(f"reduction must be 'domain_sum' or 'mean', got {reduction!r}")
+        if softmax_eps < 0:
+            raise ValueError(f"softmax_eps must be >= 0, got {softmax_eps}")
+        self.reduction = reduction
+        self.softmax_eps = float(softmax_eps)
         source_classes = [int(c) for c in source_classes]
         target_instances = [int(n) for n in target_instances]
         if num_features < 1:
@@ -384,7 +402,9 @@ class HybridMemory(nn.Module):
         self, feats: torch.Tensor, domains: torch.Tensor, indexes: torch.Tensor,
         update: bool = True,
     ) -> torch.Tensor:
-        """Unified contrastive loss of a batch (SpCL Eq. 1), mean over the batch.
+        """Unified contrastive loss of a batch (SpCL Eq. 1): the mean over the batch, or with
+        several domains in the batch and ``reduction="domain_sum"`` the sum of the per-domain
+        means (SpCL's ``L_s + L_t``).
 
         Args:
             feats: (B, D) L2-normalised features (any float dtype; computed in the memory's).
@@ -407,7 +427,9 @@ class HybridMemory(nn.Module):
         targets = self._proto[rows]
         protos = self.prototypes()
         x = self.update_on_backward(feats, domains, indexes) if update else feats
-        return contrastive_logits_loss(x.to(protos.dtype), protos, targets, self.temperature)
+        groups = domains if self.reduction == "domain_sum" else None
+        return contrastive_logits_loss(x.to(protos.dtype), protos, targets, self.temperature,
+                                       groups=groups, eps=self.softmax_eps)
 
     def update_on_backward(
         self, feats: torch.Tensor, domains: torch.Tensor, indexes: torch.Tensor
@@ -446,7 +468,8 @@ class HybridMemory(nn.Module):
             f"num_features={self.num_features}, source_classes={self.source_classes}, "
             f"target_instances={self.target_instances}, target_clusters={self._cluster_counts}, "
             f"prototypes={self.num_prototypes}, temperature={self.temperature}, "
-            f"momentum={self.momentum}"
+            f"momentum={self.momentum}, reduction={self.reduction}, "
+            f"softmax_eps={self.softmax_eps}"
         )
 
 
