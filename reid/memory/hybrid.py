@@ -27,9 +27,11 @@ Choices (documented deviations are marked)
   at every step (``index_add_``, no Python loop over instances or clusters).
 * The loss is the exact ``log_softmax`` by default. The released code adds 1e-6 inside the
   softmax denominator and inside the log; ``softmax_eps=1e-6`` reproduces that. The effect is
-  not negligible on untrained features: with thousands of prototypes the true prototype's
-  probability is ~1e-4, so the ``+ 1e-6`` in the log changes the loss by ~1e-2 relative (about
-  3e-3 absolute on the loss) and the gradient by ~1% (``benchmarks/bench_softmax_eps.py``).
+  not negligible early in training: when the positive's probability is near ``1 / P`` (features
+  that do not yet single out their prototype), the ``+ 1e-6`` in the log lowers the loss by
+  ~``1e-6 / p``: 1e-3 / 5e-3 / 2e-2 and the gradient by 0.1 / 0.5 / 2% (relative L2) for
+  P = 1,000 / 5,000 / 20,000 prototypes; on trained features it is below 1e-4
+  (``benchmarks/bench_softmax_eps.py``).
 * A batch of several domains (UDA) gives, with ``reduction="domain_sum"`` (default), the sum
   over the domains of each domain's mean loss: SpCL's ``L_source + L_target``, each a mean over
   its own batch, as the released trainer. ``reduction="mean"`` is the mean over the joint
