@@ -41,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RUNS: dict[str, tuple[str, str, str]] = {
     "supervised_cuhk03": ("configs/real/supervised_cuhk03.yaml", "sup", "cuhk03_detected"),
     "supervised_cuhk01": ("configs/real/supervised_cuhk01.yaml", "sup", "cuhk01"),
+    "usl_cuhk03_random": ("configs/real/usl_cuhk03.yaml", "usl", "cuhk03_detected"),
     "usl_cuhk03": ("configs/real/usl_cuhk03.yaml", "usl", "cuhk03_detected"),
     "usl_cuhk03_cap": ("configs/real/usl_cuhk03_cap.yaml", "usl", "cuhk03_detected"),
     "usl_cuhk03_cap_pb": ("configs/real/usl_cuhk03_cap_pb.yaml", "usl", "cuhk03_detected"),
@@ -58,6 +59,13 @@ RUNS: dict[str, tuple[str, str, str]] = {
 }
 
 
+# runs that are a config plus command-line overrides (name -> KEY VALUE list)
+OVERRIDES: dict[str, list[str]] = {
+    # plain SpCL before the released sampler: uniform random target batches
+    "usl_cuhk03_random": ["DATALOADER.SAMPLER", "random",
+                          "OUTPUT_DIR", "logs/real/usl_cuhk03_random"],
+}
+
 LOGS = ROOT / "logs" / "real"
 SNAPSHOT = ROOT / "docs" / "results.json"
 
@@ -67,7 +75,8 @@ def output_dir(name: str, logs: Path = LOGS) -> Path:
 
 
 def command(name: str) -> str:
-    return f"python tools/train.py --config-file {RUNS[name][0]}"
+    return " ".join([f"python tools/train.py --config-file {RUNS[name][0]}",
+                     *OVERRIDES.get(name, [])])
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
