@@ -33,8 +33,8 @@ setup(
     },
     entry_points={
         "console_scripts": [
-            "reid-train=reid.engine.cli:train_main",
-            "reid-test=reid.engine.cli:test_main",
+            "reid-train=reid.engine.cli:main_train",
+            "reid-test=reid.engine.cli:main_test",
         ]
     },
     license="MIT",

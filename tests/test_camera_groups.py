@@ -101,8 +101,13 @@ def test_config_builds_grouped_labelers_and_names_a_missing_camera(tmp_path):
             *TINY, "DATASETS.ROOT", str(tmp_path / "data"), "OUTPUT_DIR", str(tmp_path / "out"),
             "DATASETS.SYNTHETIC.CAMS", "4", "CLUSTER.CAMERA_GROUPS", groups])
 
-    # a listed camera absent from the target (4) is allowed: groups may cover several targets
-    runner = build_runner(cfg("[[0, 1], [2, 3, 4]]"), device=torch.device("cpu"))
+    # a listed camera that no target has (4) is an error (issue 22: it silently changed the
+    # prior); a camera present in one of several targets is fine
+    with pytest.raises(ValueError, match=r"CAMERA_GROUPS: cameras \[4\] of the groups .* are in "
+                                         r"no clustered set \(synthetic_person_a has cameras "
+                                         r"\[0, 1, 2, 3\]\)"):
+        build_runner(cfg("[[0, 1], [2, 3, 4]]"), device=torch.device("cpu"))
+    runner = build_runner(cfg("[[0, 1], [2, 3]]"), device=torch.device("cpu"))
     (labeler,) = runner.labelers
     assert isinstance(labeler, CameraGroupLabeler) and len(labeler.labelers) == 2
     runner.before_train()

@@ -16,13 +16,38 @@ the pseudo positives 21% correct without groups, 75% with the five camera pairs 
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
-__all__ = ["camera_group_index", "CameraGroupLabeler"]
+__all__ = ["camera_group_index", "check_groups_present", "CameraGroupLabeler"]
+
+
+def check_groups_present(groups: Sequence[Sequence[int]],
+                         camids: Mapping[str, Sequence[int] | np.ndarray]) -> None:
+    """Every camera named by ``groups`` must occur in at least one of the clustered sets.
+
+    A camera that no set has is a typo or a prior written for another dataset: the groups
+    would silently mean something else (at worst one group, i.e. no prior at all).
+
+    Args:
+        groups: the camera groups, e.g. ``[[0, 1], [2, 3]]``.
+        camids: per set name, the (N,) camera ids of its (training) images.
+
+    Raises:
+        ValueError: naming the absent cameras and the cameras each set has.
+    """
+    present = {name: sorted({int(c) for c in np.asarray(ids).reshape(-1)})
+               for name, ids in camids.items()}
+    everywhere = set().union(*present.values()) if present else set()
+    absent = sorted({int(c) for g in groups for c in g} - everywhere)
+    if absent:
+        have = "; ".join(f"{name} has cameras {cams}" for name, cams in present.items())
+        raise ValueError(f"cameras {absent} of the groups {[list(g) for g in groups]} are in no "
+                         f"clustered set ({have}); camera ids are 0-based")
+
 
 
 def camera_group_index(camids: Sequence[int] | np.ndarray, groups: Sequence[Sequence[int]]

@@ -15,8 +15,9 @@ import yaml
 from yacs.config import CfgNode
 
 from reid.config.defaults import _C
+from reid.utils.errors import ConfigError, ConfigKeyError
 
-__all__ = ["CfgNode", "get_cfg", "load_cfg", "load_yaml_with_base", "save_cfg"]
+__all__ = ["CfgNode", "cfg_diff", "get_cfg", "load_cfg", "load_yaml_with_base", "save_cfg"]
 
 BASE_KEY = "_BASE_"
 
@@ -36,21 +37,35 @@ def _deep_merge(base: dict, update: dict) -> dict:
     return out
 
 
+class ConfigFileError(ConfigError, FileNotFoundError):
+    """A config file (or a ``_BASE_`` it names) that does not exist."""
+
+
 def load_yaml_with_base(path: str | os.PathLike, _seen: tuple[str, ...] = ()) -> dict:
     """Read a YAML file, recursively merging the files named by its ``_BASE_`` key.
 
     ``_BASE_`` is a path relative to the file (or a list of them, merged in order); the
     file's own keys override its bases'.
+
+    Raises:
+        ConfigFileError: the file does not exist (for a ``_BASE_``, the message names the YAML
+            file that references it).
+        ConfigError: a circular ``_BASE_`` chain, invalid YAML or no mapping at top level.
     """
     path = Path(path).resolve()
     if not path.is_file():
-        raise FileNotFoundError(f"config file not found: {path}")
+        where = f" (the _BASE_ of {_seen[-1]})" if _seen else ""
+        what = "is a folder, not a file" if path.is_dir() else "not found"
+        raise ConfigFileError(f"config file {what}: {path}{where}")
     if str(path) in _seen:
-        raise ValueError(f"circular _BASE_ chain: {' -> '.join(_seen + (str(path),))}")
-    with open(path, encoding="utf-8") as f:
-        data = yaml.safe_load(f) or {}
+        raise ConfigError(f"circular _BASE_ chain: {' -> '.join(_seen + (str(path),))}")
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
     if not isinstance(data, dict):
-        raise ValueError(f"config file {path} must hold a mapping at top level")
+        raise ConfigError(f"config file {path} must hold a mapping at top level")
     bases = data.pop(BASE_KEY, None)
     if bases is None:
         return data
@@ -71,20 +86,30 @@ def load_cfg(
         opts: flat list ``["SOLVER.BASE_LR", "0.1", ...]`` from the command line.
 
     Raises:
-        KeyError: an unknown key (the message names it).
-        ValueError: a value whose type does not match the default (the message names the key).
+        ConfigKeyError: an unknown key (a ``KeyError``; the message names it and the file).
+        ConfigError: a value whose type does not match the default (a ``ValueError``; the
+            message names the key), or an odd override list.
     """
     cfg = get_cfg()
     if config_file:
         data = load_yaml_with_base(config_file)
-        cfg.merge_from_other_cfg(CfgNode(data))
+        try:
+            cfg.merge_from_other_cfg(CfgNode(data))
+        except KeyError as err:  # yacs: "Non-existent config key: A.B"
+            raise ConfigKeyError(f"{err.args[0] if err.args else err} in {config_file} "
+                                 "(every key is listed in reid/config/defaults.py)") from None
+        except ValueError as err:
+            raise ConfigError(f"{err} in {config_file}") from None
     if opts:
         if len(opts) % 2:
-            raise ValueError(f"overrides must be KEY VALUE pairs, got an odd list: {list(opts)}")
+            raise ConfigError(f"overrides must be KEY VALUE pairs, got an odd list: {list(opts)}")
         try:
             cfg.merge_from_list(list(opts))
         except AssertionError as err:  # yacs asserts on unknown keys of the override list
-            raise KeyError(f"unknown config key in overrides: {err}") from None
+            raise ConfigKeyError(f"unknown config key in overrides: {err} (every key is listed "
+                                 "in reid/config/defaults.py)") from None
+        except ValueError as err:
+            raise ConfigError(f"{err} (command-line override)") from None
     cfg.freeze()
     return cfg
 
@@ -101,3 +126,19 @@ def save_cfg(cfg: CfgNode, path: str | os.PathLike) -> None:
 def cfg_to_dict(cfg: CfgNode) -> dict[str, Any]:
     """Plain nested dict of a config (for logging and checkpoints)."""
     return yaml.safe_load(cfg.dump())
+
+
+def _flatten(node: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if isinstance(value, dict):
+            out |= _flatten(value, f"{prefix}{key}.")
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def cfg_diff(cfg: CfgNode) -> dict[str, Any]:
+    """``{"A.B": value}`` of every key whose value differs from the defaults, in key order."""
+    ours, defaults = _flatten(cfg_to_dict(cfg)), _flatten(cfg_to_dict(get_cfg()))
+    return {k: v for k, v in ours.items() if defaults.get(k, object()) != v}

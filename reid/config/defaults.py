@@ -12,12 +12,14 @@ _C.OUTPUT_DIR = "logs/default"  # where config.yaml, checkpoints, metrics and Te
 _C.SEED = 1  # global seed of python, numpy and torch
 _C.DEVICE = "auto"  # "auto" (cuda if available), "cpu", "cuda" or "cuda:N"
 _C.DETERMINISTIC = False  # torch deterministic algorithms (slower, bit-reproducible on CPU)
+_C.NUM_THREADS = 0  # CPU threads of torch (torch.set_num_threads) in the main process; each data worker uses 1; 0 = torch's default (all cores, oversubscribes a shared machine)
 
 # ---------------------------------------------------------------------------------------
 _C.MODEL = CN()
 _C.MODEL.ARCH = "resnet50"  # backbone name in reid.models (resnet18/34/50/101, resnet50_ibn_a, mobilenet_v2, video archs)
 _C.MODEL.PRETRAINED_PATH = ""  # local ImageNet-style checkpoint for the trunk; "" = random initialisation
 _C.MODEL.WEIGHTS = ""  # full unreid checkpoint loaded by tools/test.py (and to initialise training)
+_C.MODEL.WEIGHTS_PARTIAL = False  # load MODEL.WEIGHTS / MODEL.PRETRAINED_PATH although tensors are missing, unexpected or mis-shaped (listed in the log); False refuses such a checkpoint (classifier head and DSBN <-> BN conversion always allowed)
 _C.MODEL.LAST_STRIDE = 1  # stride of the last stage (1 doubles the final feature map, as usual in re-ID)
 _C.MODEL.POOLING = "avg"  # global pooling: "avg", "max" or "gem"
 _C.MODEL.GEM_P = 3.0  # initial exponent p of GeM pooling

@@ -21,6 +21,7 @@ from reid.engine.loaders import DomainBatches
 from reid.engine.runner import BaseRunner
 from reid.solver import build_lr_scheduler, build_optimizer
 from reid.utils.distributed import get_rank, get_world_size, is_main_process
+from reid.utils.errors import ConfigError
 from reid.utils.registry import Registry
 
 logger = logging.getLogger(__name__)
@@ -77,13 +78,24 @@ def _drop_corrupt(dataset_list: list[ReIDDataset]) -> None:
 def _init_from_weights(cfg, model) -> None:
     """Start training from the full model of ``MODEL.WEIGHTS`` when set (e.g. a source-trained
     model for two-stage UDA); plain BN entries fill every domain-specific branch. A resumed run
-    then overwrites these weights with its own checkpoint. Tensors whose shape differs (a
-    classifier over another set of identities) stay as initialised, with a warning."""
+    then overwrites these weights with its own checkpoint. A classifier head whose shape
+    differs (another set of identities) stays as initialised, with a warning; any other
+    difference is refused unless ``MODEL.WEIGHTS_PARTIAL``."""
     if cfg.MODEL.WEIGHTS:
         from reid.models import load_pretrained
 
-        load_pretrained(model, cfg.MODEL.WEIGHTS, skip_mismatched=True)
-        logger.info("training starts from MODEL.WEIGHTS %s", cfg.MODEL.WEIGHTS)
+        load_pretrained(model, cfg.MODEL.WEIGHTS, skip_mismatched=True,
+                        partial=cfg.MODEL.WEIGHTS_PARTIAL)
+
+
+def describe_init(cfg) -> str:
+    """Where the weights of a new run come from, for the log."""
+    if cfg.MODEL.WEIGHTS:
+        return f"the full model of MODEL.WEIGHTS {cfg.MODEL.WEIGHTS}"
+    if cfg.MODEL.PRETRAINED_PATH:
+        return (f"backbone from MODEL.PRETRAINED_PATH {cfg.MODEL.PRETRAINED_PATH}, neck and "
+                "head random")
+    return "random (MODEL.PRETRAINED_PATH and MODEL.WEIGHTS are empty)"
 
 
 def _solver(cfg, model) -> tuple[Any, Any]:
@@ -123,7 +135,8 @@ def _sampler_kind(cfg) -> str:
     """``DATALOADER.SAMPLER``, checked."""
     kind = cfg.DATALOADER.SAMPLER
     if kind not in SAMPLERS:
-        raise ValueError(f"DATALOADER.SAMPLER must be one of {', '.join(SAMPLERS)}, got {kind!r}")
+        raise ConfigError(f"DATALOADER.SAMPLER must be one of {', '.join(SAMPLERS)}, got "
+                          f"{kind!r}")
     return kind
 
 
@@ -183,7 +196,15 @@ def _memory_method_parts(cfg, device: torch.device, writer: Any) -> dict[str, An
 
     sources, targets, tests = _load_all(cfg)
     if not targets:
-        raise ValueError("SpCL needs at least one DATASETS.TARGET (SOURCE may be empty for USL)")
+        raise ConfigError("SpCL needs at least one DATASETS.TARGET (SOURCE may be empty for USL)")
+    if cfg.CLUSTER.CAMERA_GROUPS:
+        from reid.cluster.groups import check_groups_present
+
+        try:
+            check_groups_present(cfg.CLUSTER.CAMERA_GROUPS,
+                                 {ds.name: [s[2] for s in ds.train] for ds in targets})
+        except ValueError as err:
+            raise ConfigError(f"CLUSTER.CAMERA_GROUPS: {err}") from None
     if cfg.DATASETS.SKIP_CORRUPT:
         _drop_corrupt(sources + targets)
     domains = sources + targets
@@ -248,9 +269,9 @@ def _memory_method_parts(cfg, device: torch.device, writer: Any) -> dict[str, An
 
     target_sampler = _sampler_kind(cfg)
     if target_sampler != "random" and cfg.MODEL.CAMERA_BN:
-        raise ValueError(f"DATALOADER.SAMPLER {target_sampler} and MODEL.CAMERA_BN both shape the "
-                         "target batches (identity groups vs camera-pure chunks); choose one "
-                         "(DATALOADER.SAMPLER random with MODEL.CAMERA_BN)")
+        raise ConfigError(f"DATALOADER.SAMPLER {target_sampler} and MODEL.CAMERA_BN both shape "
+                          "the target batches (identity groups vs camera-pure chunks); choose one "
+                          "(DATALOADER.SAMPLER random with MODEL.CAMERA_BN)")
     loaders, keys = [], []
     for d, ds in enumerate(domains):
         is_source = d < len(sources)
@@ -296,7 +317,7 @@ def _labeler(cfg, target: ReIDDataset, device: torch.device) -> Any:
         return CameraGroupLabeler(lambda: build_pseudo_labeler(cfg, device=device),
                                   [s[2] for s in target.train], cfg.CLUSTER.CAMERA_GROUPS)
     except ValueError as err:
-        raise ValueError(f"CLUSTER.CAMERA_GROUPS for {target.name}: {err}") from None
+        raise ConfigError(f"CLUSTER.CAMERA_GROUPS for {target.name}: {err}") from None
 
 
 def _camera_branches(cfg, sources: list[ReIDDataset], targets: list[ReIDDataset]
@@ -304,13 +325,13 @@ def _camera_branches(cfg, sources: list[ReIDDataset], targets: list[ReIDDataset]
     """``MODEL.CAMERA_BN``: per training domain, None (a source: its own branch, 0..S-1) or a
     target's ``{camid: branch}`` (branches S, S+1, ... over the targets' sorted cameras)."""
     if not cfg.TEST.CAMERA_BN:
-        raise ValueError("MODEL.CAMERA_BN trains one BN branch per target camera, so the test "
+        raise ConfigError("MODEL.CAMERA_BN trains one BN branch per target camera, so the test "
                          "features need per-camera statistics too: set TEST.CAMERA_BN True")
     if any(ds.is_video for ds in sources + targets):
-        raise ValueError("MODEL.CAMERA_BN supports image datasets only")
+        raise ConfigError("MODEL.CAMERA_BN supports image datasets only")
     chunk, batch = cfg.DATALOADER.CAMERA_CHUNK, cfg.SOLVER.IMS_PER_BATCH
     if chunk < 2 or batch % chunk:
-        raise ValueError(f"MODEL.CAMERA_BN needs DATALOADER.CAMERA_CHUNK >= 2 dividing "
+        raise ConfigError(f"MODEL.CAMERA_BN needs DATALOADER.CAMERA_CHUNK >= 2 dividing "
                          f"SOLVER.IMS_PER_BATCH ({batch}), got {chunk}")
     maps: list[dict[int, int] | None] = [None] * len(sources)
     nxt = len(sources)
@@ -319,7 +340,7 @@ def _camera_branches(cfg, sources: list[ReIDDataset], targets: list[ReIDDataset]
         maps.append({c: nxt + k for k, c in enumerate(cams)})
         nxt += len(cams)
     if nxt < 2:
-        raise ValueError("MODEL.CAMERA_BN needs at least two cameras (or a source and a "
+        raise ConfigError("MODEL.CAMERA_BN needs at least two cameras (or a source and a "
                          "target): a single branch is plain BN")
     logger.info("camera BN: %d BN branches (%d sources, target cameras %s)", nxt, len(sources),
                 [sorted(m) for m in maps if m is not None])
@@ -341,7 +362,7 @@ def build_cap_runner(cfg, device: torch.device, writer: Any = None) -> BaseRunne
     from reid.engine.cap import CAPRunner
 
     if cfg.DATASETS.SOURCE and cfg.CAP.SPCL_WEIGHT <= 0:
-        raise ValueError("SOLVER.METHOD cap with a DATASETS.SOURCE needs CAP.SPCL_WEIGHT > 0: "
+        raise ConfigError("SOLVER.METHOD cap with a DATASETS.SOURCE needs CAP.SPCL_WEIGHT > 0: "
                          "the proxy losses only see target samples")
     c = cfg.CAP
     return CAPRunner(spcl_weight=c.SPCL_WEIGHT, intra_weight=c.INTRA_WEIGHT,
@@ -361,9 +382,9 @@ def build_supervised_runner(cfg, device: torch.device, writer: Any = None) -> Ba
 
     sources, _, tests = _load_all(cfg)
     if not sources:
-        raise ValueError("supervised training needs at least one DATASETS.SOURCE")
+        raise ConfigError("supervised training needs at least one DATASETS.SOURCE")
     if cfg.MODEL.CAMERA_BN:
-        raise ValueError("MODEL.CAMERA_BN is implemented for the clustering methods (spcl, "
+        raise ConfigError("MODEL.CAMERA_BN is implemented for the clustering methods (spcl, "
                          "cap); supervised training uses one BN (TEST.CAMERA_BN still works)")
     if cfg.DATASETS.SKIP_CORRUPT:
         _drop_corrupt(sources)
@@ -392,4 +413,6 @@ def build_runner(cfg, device: torch.device, writer: Any = None) -> BaseRunner:
     """Build the runner of ``SOLVER.METHOD``; writes ``OUTPUT_DIR/config.yaml`` first."""
     if is_main_process():
         save_cfg(cfg, Path(cfg.OUTPUT_DIR) / "config.yaml")
-    return RUNNER_REGISTRY.get(cfg.SOLVER.METHOD)(cfg, device=device, writer=writer)
+    runner = RUNNER_REGISTRY.get(cfg.SOLVER.METHOD)(cfg, device=device, writer=writer)
+    runner.init_description = describe_init(cfg)
+    return runner

@@ -28,12 +28,20 @@ from reid.utils.distributed import (
     wrap_ddp,
 )
 from reid.utils.env import get_rng_state, set_rng_state
+from reid.utils.errors import TrainingDivergedError
 
 logger = logging.getLogger(__name__)
 
 
-class NonFiniteLossError(FloatingPointError):
-    """Training produced a NaN or infinite loss; the last good checkpoint is kept."""
+class NonFiniteLossError(TrainingDivergedError):
+    """Training produced a NaN or infinite loss, gradient or feature; the last good checkpoint
+    is kept."""
+
+
+def _all_finite(state: dict[str, torch.Tensor]) -> bool:
+    """True when every floating-point tensor of a state dict is finite (one reduction each)."""
+    return all(bool(torch.isfinite(v).all()) for v in state.values()
+               if torch.is_tensor(v) and v.dtype.is_floating_point)
 
 
 class BaseRunner:
@@ -53,6 +61,12 @@ class BaseRunner:
         writer: optional TensorBoard ``SummaryWriter``.
         ema: a :class:`reid.models.ModelEMA` of ``model`` updated after every optimiser step;
             it is the model evaluated and kept in ``best.pth`` (checkpoints hold both), or None.
+
+    Guards: a non-finite loss, total gradient norm or feature (:meth:`check_features`) stops
+    the run with :class:`NonFiniteLossError` before the optimiser step, so ``last.pth`` keeps
+    the last good state; ``best.pth`` holds the best evaluation so far, the initial model
+    included, and never a non-finite model; reasons to doubt the result (``suspect``) are
+    listed by :meth:`summary`.
     """
 
     def __init__(
@@ -91,6 +105,10 @@ class BaseRunner:
         self.best_map = -1.0
         self.global_step = 0
         self.history: list[dict[str, Any]] = []
+        self.init_description = ""  # where the initial weights come from (logged by run)
+        self.saved_epoch = 0  # epochs held by the last checkpoint written or loaded
+        self.suspect: list[str] = []  # reasons to doubt the result (run summary)
+        self.collapse_streak: dict[str, int] = {}  # consecutive collapsed clusterings per set
 
     # ----------------------------------------------------------------- method hooks
     def update_labels(self, epoch: int) -> dict[str, float]:
@@ -125,10 +143,14 @@ class BaseRunner:
         last = self.output_dir / "last.pth"
         if resume and last.is_file():
             self.load(last)
-            logger.info("resumed from %s at epoch %d", last, self.epoch)
+            logger.info("resumed from %s at epoch %d: weights, optimizer, schedule and method "
+                        "state of that checkpoint (initial weights not read again)", last,
+                        self.epoch)
         else:
             if resume:
                 logger.warning("--resume given but %s does not exist: starting a new run", last)
+            if self.init_description:
+                logger.info("new run; initial weights: %s", self.init_description)
             (self.output_dir / "metrics.jsonl").unlink(missing_ok=True)
             (self.output_dir / "labels.jsonl").unlink(missing_ok=True)
             self.before_train()
@@ -160,16 +182,19 @@ class BaseRunner:
                    leave=False, dynamic_ncols=True)
         start = time.perf_counter()
         for it in bar:
+            self._iteration = (epoch, it)
             losses = self.train_step(it)
             total = sum(losses.values())
             if not torch.isfinite(total.detach()):
-                raise NonFiniteLossError(
-                    f"non-finite loss at epoch {epoch} iteration {it}: "
-                    f"{ {k: float(v.detach()) for k, v in losses.items()} }; the last good "
-                    f"checkpoint {self.output_dir / 'last.pth'} is kept (lower SOLVER.BASE_LR?)"
-                )
+                self.diverged(f"loss { {k: float(v.detach()) for k, v in losses.items()} }")
             self.optimizer.zero_grad(set_to_none=True)
             total.backward()
+            grads = [p.grad for g in self.optimizer.param_groups for p in g["params"]
+                     if p.grad is not None]
+            if grads:  # one fused norm over every gradient, checked before the step
+                norm = torch.nn.utils.get_total_norm(grads, foreach=True)
+                if not torch.isfinite(norm):
+                    self.diverged(f"gradient (total norm {float(norm)})")
             self.optimizer.step()
             if self.ema is not None:
                 self.ema.update(self.model)
@@ -188,6 +213,65 @@ class BaseRunner:
             self.optimizer.param_groups[0]["lr"],
             elapsed,
         )
+
+    def diverged(self, what: str) -> None:
+        """Raise :class:`NonFiniteLossError` for a non-finite ``what`` at the current step."""
+        epoch, it = getattr(self, "_iteration", (self.epoch, 0))
+        lr = self.optimizer.param_groups[0]["lr"]
+        last = self.output_dir / "last.pth"
+        kept = (f"the last good checkpoint {last} is kept (after epoch {self.saved_epoch})"
+                if self.saved_epoch > 0 and last.is_file() else "no checkpoint was written")
+        raise NonFiniteLossError(
+            f"training diverged: non-finite {what} at epoch {epoch} iteration {it} (step "
+            f"{self.global_step + 1}, learning rate {lr:.3g}); {kept}: lower SOLVER.BASE_LR "
+            "and start again"
+        )
+
+    def check_features(self, feats: torch.Tensor) -> None:
+        """Stop with the divergence error when the (B, D) training features are not finite
+        (before they reach the memory or a loss)."""
+        if not torch.isfinite(feats.detach()).all():
+            self.diverged("features")
+
+    def summary(self) -> list[tuple[int, str]]:
+        """``(logging level, line)`` of the run's end: best and last evaluation and, when there
+        is a reason to doubt the result, a warning that says it is suspect and why."""
+        lines: list[tuple[int, str]] = []
+        trained = [h for h in self.history if h["epoch"] >= 0]
+        if self.history:
+            first, last = self.history[0], self.history[-1]
+            best = max(self.history, key=lambda h: h["mAP"] if math.isfinite(h["mAP"]) else -1)
+            lines.append((logging.INFO, (
+                f"summary: initial mAP {100 * first['mAP']:.1f}%, last {100 * last['mAP']:.1f}% "
+                f"(epoch {last['epoch'] + 1}, {self.output_dir / 'last.pth'}), best "
+                f"{100 * best['mAP']:.1f}% ({'initial model' if best['epoch'] < 0 else 'epoch '}"
+                f"{'' if best['epoch'] < 0 else best['epoch'] + 1}, "
+                f"{self.output_dir / 'best.pth'})")))
+            if trained and last["mAP"] < first["mAP"]:
+                reason = (f"the last mAP {100 * last['mAP']:.1f}% is below the initial model's "
+                          f"{100 * first['mAP']:.1f}% (diverging? lower SOLVER.BASE_LR)")
+                if reason not in self.suspect:
+                    self.suspect.append(reason)
+        if self.suspect:
+            lines.append((logging.WARNING,
+                          "the result is SUSPECT: " + "; ".join(self.suspect)))
+        return lines
+
+    def note_collapse(self, name: str, reason: str | None, epoch: int, hint: str) -> None:
+        """Count consecutive collapsed clusterings of set ``name`` (``reason`` None: not
+        collapsed); from the second in a row, warn naming ``hint`` and mark the run suspect."""
+        if reason is None:
+            self.collapse_streak[name] = 0
+            return
+        streak = self.collapse_streak.get(name, 0) + 1
+        self.collapse_streak[name] = streak
+        if streak >= 2:
+            logger.warning("pseudo labels of %s collapsed for %d epochs in a row (epoch %d: %s): "
+                           "%s", name, streak, epoch, reason, hint)
+            note = f"the pseudo labels of {name} collapsed ({reason}) from epoch {epoch - 1}"
+            if not any(s.startswith(f"the pseudo labels of {name} collapsed") for s in
+                       self.suspect):
+                self.suspect.append(note)
 
     # ----------------------------------------------------------------- evaluation
     @property
@@ -219,10 +303,15 @@ class BaseRunner:
         step = epoch + 1
         for key in ("mAP", "mINP", "rank1", "rank5", "rank10"):
             self._scalar(f"test/{key}", line[key], step)
-        if epoch >= 0 and line["mAP"] > self.best_map:
+        state = self.eval_model.state_dict()
+        if not math.isfinite(line["mAP"]) or not _all_finite(state):
+            logger.warning("epoch %d: the evaluated model is not finite: best.pth not updated",
+                           epoch)
+            self.suspect.append(f"the model evaluated after epoch {epoch + 1} is not finite")
+        elif line["mAP"] > self.best_map:  # the initial model (epoch 0) counts too
             self.best_map = line["mAP"]
-            save_checkpoint({"model": self.eval_model.state_dict(), "epoch": epoch + 1,
-                             "mAP": line["mAP"]}, self.output_dir / "best.pth")
+            save_checkpoint({"model": state, "epoch": epoch + 1, "mAP": line["mAP"]},
+                            self.output_dir / "best.pth")
         logger.info(
             "%s: mAP %.1f%%  mINP %.1f%%  rank-1 %.1f%%  rank-5 %.1f%%  rank-10 %.1f%%",
             "initial model" if epoch < 0 else f"epoch {epoch}",
@@ -255,6 +344,8 @@ class BaseRunner:
             "best_map": self.best_map,
             "history": [json.dumps(h) for h in self.history],
             "rng": get_rng_state(),
+            "guards": {"suspect": list(self.suspect),
+                       "collapse_streak": dict(self.collapse_streak)},
         }
 
     def save(self, path: str | Path) -> None:
@@ -266,6 +357,7 @@ class BaseRunner:
                                 "the training state")
         if is_main_process():
             save_checkpoint(self.state_dict(), path)
+        self.saved_epoch = self.epoch
 
     def load(self, path: str | Path) -> None:
         state = load_checkpoint(path, map_location="cpu")
@@ -283,6 +375,10 @@ class BaseRunner:
         self.best_map = float(state["best_map"])
         self.history = [json.loads(h) for h in state["history"]]
         set_rng_state(state["rng"])
+        guards = state.get("guards", {})
+        self.suspect = list(guards.get("suspect", []))
+        self.collapse_streak = dict(guards.get("collapse_streak", {}))
+        self.saved_epoch = self.epoch
         if is_main_process():  # drop evaluations logged after the checkpoint (a crash in between)
             lines = "".join(json.dumps(h) + "\n" for h in self.history)
             (self.output_dir / "metrics.jsonl").write_text(lines, encoding="utf-8")

@@ -23,6 +23,26 @@ from reid.utils.distributed import broadcast_tensor, is_main_process
 
 logger = logging.getLogger(__name__)
 
+COLLAPSE_HINT = ("change the clustering: CLUSTER.EPS (lower: fewer images per cluster; higher: "
+                 "more clustered), CLUSTER.K1 / CLUSTER.K2 (neighbourhood sizes), "
+                 "CLUSTER.MIN_SAMPLES (lower: more clusters), or CLUSTER.CAMERA_CENTRE when "
+                 "clusters follow the cameras")
+
+
+def cluster_collapse(labels: np.ndarray, max_fraction: float = 0.5) -> str | None:
+    """Why the (N,) pseudo labels (-1: un-clustered) are degenerate, or None: no cluster at
+    all, or one cluster holding more than ``max_fraction`` of the images."""
+    labels = np.asarray(labels).reshape(-1)
+    clustered = labels[labels >= 0]
+    if labels.size == 0:
+        return None
+    if clustered.size == 0:
+        return f"no cluster: all {labels.size} images un-clustered"
+    largest = int(np.bincount(clustered).max())
+    if largest > max_fraction * labels.size:
+        return f"one cluster holds {largest} of {labels.size} images"
+    return None
+
 
 class SpCLRunner(BaseRunner):
     """SpCL for UDA (one or more sources, one or more targets) and USL (targets only).
@@ -181,6 +201,8 @@ class SpCLRunner(BaseRunner):
                     quality = label_quality(pred, true, cams)
                     stats.update({prefix + k: v for k, v in quality.items()})
             labels = broadcast_tensor(labels.to(self.device)).cpu()
+            self.note_collapse(f"target {t}", cluster_collapse(labels.numpy()), epoch,
+                               COLLAPSE_HINT)
             self.memory.set_target_labels(t, labels.to(self.device))
         logger.info("epoch %d pseudo labels: %s", epoch,
                     ", ".join(f"{k} {v:.4g}" for k, v in stats.items()))
@@ -191,6 +213,7 @@ class SpCLRunner(BaseRunner):
         batch = self.batches.next(self.device)
         with self.autocast():
             out = self.train_model(batch["img"], domains=batch["domain"])
+        self.check_features(out["feat"])
         return batch, F.normalize(out["feat"].float(), dim=1)
 
     def train_step(self, iteration: int) -> dict[str, torch.Tensor]:

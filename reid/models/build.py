@@ -12,6 +12,7 @@ from reid.models.backbones import BACKBONE_REGISTRY
 from reid.models.encoder import ReIDEncoder
 from reid.models.norm import convert_dsbn, convert_grouped_bn, convert_sync_bn, set_test_domain
 from reid.models.pretrained import load_pretrained
+from reid.utils.errors import ConfigKeyError
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ def build_encoder(
     sync_bn: bool = False,
     channels_last: bool = False,
     share_affine: bool = False,
+    pretrained_partial: bool = False,
 ) -> ReIDEncoder:
     """An image re-ID encoder (:class:`reid.models.ReIDEncoder`) from plain arguments.
 
@@ -83,22 +85,24 @@ def build_encoder(
         arch: backbone name in ``BACKBONE_REGISTRY`` (resnet18/34/50/101, resnet50_ibn_a,
             resnet101_ibn_a, mobilenet_v2).
         pretrained_path: local torchvision-format (or unreid) checkpoint for the backbone;
-            None or "" = random initialisation (logged). Nothing is downloaded.
+            None or "" = random initialisation (logged at debug level: a later
+            ``MODEL.WEIGHTS`` or resume may replace it). Nothing is downloaded.
         last_stride: 1 (re-ID default, doubles the final map) or 2.
         pooling, gem_p, embed_dim, neck, dropout, num_classes, channels_last: see
             :class:`reid.models.ReIDEncoder`.
         num_domains, test_domain, samples_per_bn, sync_bn, share_affine: see
             :func:`configure_bn`.
+        pretrained_partial: load a ``pretrained_path`` that does not fit the backbone anyway
+            (see :func:`reid.models.load_pretrained`, ``partial``).
 
     Example:
         >>> model = build_encoder("resnet50", "weights/resnet50.pth", num_domains=2)
     """
     backbone = BACKBONE_REGISTRY.get(arch)(last_stride=last_stride)
     if pretrained_path:
-        load_pretrained(backbone, pretrained_path)
+        load_pretrained(backbone, pretrained_path, partial=pretrained_partial)
     else:
-        logger.warning("no pretrained weights for %s: training starts from random "
-                       "initialisation (set MODEL.PRETRAINED_PATH to a local checkpoint)", arch)
+        logger.debug("no pretrained weights for %s: random initialisation", arch)
     model = ReIDEncoder(backbone, pooling=pooling, gem_p=gem_p, embed_dim=embed_dim, neck=neck,
                         dropout=dropout, num_classes=num_classes, channels_last=channels_last)
     configure_bn(model, num_domains=num_domains, test_domain=test_domain,
@@ -144,12 +148,13 @@ def build_model(cfg, num_classes: int = 0, num_domains: int = 1) -> nn.Module:
             m.ARCH, pretrained_path=m.PRETRAINED_PATH or None, last_stride=m.LAST_STRIDE,
             pooling=m.POOLING, gem_p=m.GEM_P, embed_dim=m.EMBED_DIM, neck=m.NECK,
             dropout=m.DROPOUT, num_classes=num_classes, num_domains=num_domains,
-            channels_last=m.CHANNELS_LAST, share_affine=bool(m.CAMERA_BN), **bn_kwargs,
+            channels_last=m.CHANNELS_LAST, share_affine=bool(m.CAMERA_BN),
+            pretrained_partial=m.WEIGHTS_PARTIAL, **bn_kwargs,
         )
     video = _video_registry()
     if video is None or m.ARCH not in video[0]:
         names = ", ".join(video[0].names()) if video is not None else "(not installed)"
-        raise KeyError(f"unknown MODEL.ARCH '{m.ARCH}'; image architectures: "
+        raise ConfigKeyError(f"unknown MODEL.ARCH '{m.ARCH}'; image architectures: "
                        f"{', '.join(BACKBONE_REGISTRY.names())}; video architectures: {names}")
     model = video[1](cfg, num_classes=num_classes, num_domains=num_domains)
     return configure_bn(model, num_domains=1, **bn_kwargs)

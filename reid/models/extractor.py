@@ -201,7 +201,8 @@ class FeatureExtractor:
 
         model = build_model(cfg, num_classes=0, num_domains=max(1, cfg.MODEL.DSBN.NUM_DOMAINS))
         if cfg.MODEL.WEIGHTS:
-            load_pretrained(model, cfg.MODEL.WEIGHTS, dsbn_domain=cfg.MODEL.DSBN.TEST_DOMAIN)
+            load_pretrained(model, cfg.MODEL.WEIGHTS, dsbn_domain=cfg.MODEL.DSBN.TEST_DOMAIN,
+                            partial=cfg.MODEL.WEIGHTS_PARTIAL)
         else:
             logger.warning("MODEL.WEIGHTS is empty: features of an untrained re-ID model")
         return model

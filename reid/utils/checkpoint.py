@@ -12,6 +12,8 @@ from typing import Any
 
 import torch
 
+from reid.utils.errors import CheckpointNotFoundError, CheckpointReadError
+
 logger = logging.getLogger(__name__)
 
 
@@ -37,8 +39,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+        raise CheckpointNotFoundError(f"checkpoint not found: {path}")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 - re-raised with the file name
-        raise RuntimeError(f"cannot load checkpoint {path}: {err}") from err
+        raise CheckpointReadError(f"cannot load checkpoint {path}: {err}") from err

@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from reid.utils.errors import DeviceError
+
 
 def seed_all(seed: int) -> None:
     """Seed python, numpy and torch (all devices)."""
@@ -20,13 +22,18 @@ def resolve_device(name: str = "auto") -> torch.device:
     """``"auto"`` -> cuda when available else cpu; otherwise ``torch.device(name)``.
 
     Raises:
-        RuntimeError: CUDA was asked for but is not available.
+        DeviceError: (a ``RuntimeError``) CUDA was asked for but is not available, or the name
+            is not a device.
     """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise DeviceError(f"DEVICE={name!r} is not a device ({err}); use auto, cpu, cuda or "
+                          "cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"DEVICE={name!r} but CUDA is not available; use DEVICE cpu or auto")
+        raise DeviceError(f"DEVICE={name!r} but CUDA is not available; use DEVICE cpu or auto")
     return device
 
 

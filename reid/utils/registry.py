@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from reid.utils.errors import ConfigKeyError
+
 
 class Registry:
     """Maps lower-case names to objects; registration happens with a decorator.
@@ -45,7 +47,7 @@ class Registry:
         key = name.lower()
         if key not in self._obj:
             known = ", ".join(sorted(self._obj)) or "(none)"
-            raise KeyError(f"unknown {self._name} '{name}'; registered: {known}")
+            raise ConfigKeyError(f"unknown {self._name} '{name}'; registered: {known}")
         return self._obj[key]
 
     def __contains__(self, name: str) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+from pathlib import Path
 
 from reid.data.datasets import (  # noqa: F401  (each module registers its datasets)
     cuhk01,
@@ -48,8 +49,11 @@ def build_dataset(name: str, root: str, **kwargs) -> ReIDDataset:
 
     Raises:
         KeyError: unknown name (the message lists the registered names).
-        DatasetLayoutError: missing or malformed layout.
+        DatasetLayoutError: missing or malformed layout, or ``root`` is a file.
     """
+    if Path(root).expanduser().exists() and not Path(root).expanduser().is_dir():
+        raise DatasetLayoutError(f"the data root (DATASETS.ROOT) {root} is a file, not a folder: "
+                                 "point it at the folder holding one sub-folder per dataset")
     if name.lower().startswith("custom:"):
         folder = name.split(":", 1)[1]
         return DATASET_REGISTRY.get("custom")(root, folder=folder, name=name, **kwargs)

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from reid.utils.errors import DatasetError
+
 Sample = tuple[str | tuple[str, ...], int, int]
 
 
-class DatasetLayoutError(FileNotFoundError):
-    """A dataset folder is missing or does not have the expected layout."""
+class DatasetLayoutError(DatasetError):
+    """A dataset folder is missing or does not have the expected layout (a user error, and a
+    ``FileNotFoundError``)."""
 
 
 @dataclass

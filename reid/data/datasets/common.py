@@ -22,6 +22,38 @@ IMAGE_EXTENSIONS = frozenset(
 )
 JUNK_NAMES = frozenset({"thumbs.db", "desktop.ini", ".ds_store"})
 
+# The folders the official archives of each benchmark unpack to, relative to the data root (the
+# one place they are listed; datasets/README.md shows them). find_dataset_dir tries each of them
+# directly under DATASETS.ROOT and inside the dataset's own folder, after the usual names.
+RELEASE_FOLDERS: dict[str, tuple[str, ...]] = {
+    "market1501": ("Market-1501-v15.09.15", "Market-1501"),
+    "dukemtmcreid": ("DukeMTMC-reID",),
+    "msmt17": ("MSMT17_V1", "MSMT17_V2", "MSMT17"),
+    "cuhk01": ("CUHK01/campus", "CUHK01", "campus"),
+    "personx": ("PersonX",),
+    "veri": ("VeRi", "VeRi-776", "VeRi_with_plate"),
+    "vehicleid": ("VehicleID_V1.0", "VehicleID"),
+    "vehiclex": ("AIC20_ReID_Simulation", "VehicleX"),
+    "viper": ("VIPeR",),
+    "grid": ("underground_reid", "GRID/underground_reid"),
+    "prid2011": ("prid_2011", "PRID2011"),
+    "prid2011_video": ("prid_2011", "PRID2011"),
+    "mars": ("MARS",),
+    "ilidsvid": ("i-LIDS-VID/sequences",),
+    "dukemtmcvidreid": ("DukeMTMC-VideoReID",),
+}
+
+
+def dataset_candidates(dataset: str, candidates: Sequence[str]) -> list[str]:
+    """``candidates`` followed by the official release folders of ``dataset``
+    (:data:`RELEASE_FOLDERS`), directly under the root and inside the first candidate's top
+    folder, without repeats."""
+    top = candidates[0].split("/")[0] if candidates else dataset
+    out = list(candidates)
+    for release in RELEASE_FOLDERS.get(dataset, ()):
+        out += [release, f"{top}/{release}"]
+    return list(dict.fromkeys(out))
+
 
 def layout_error(
     dataset: str, problem: str, tried: Sequence[str], expected: Sequence[str]
@@ -56,7 +88,8 @@ def find_dataset_dir(
         root: the data root (``DATASETS.ROOT``).
         dataset: registry name, for the error message.
         candidates: sub-paths of ``root`` to try in order (e.g. ``"market1501"`` then
-            ``"market1501/Market-1501-v15.09.15"``).
+            ``"market1501/Market-1501-v15.09.15"``); the official release folders of
+            ``dataset`` (:data:`RELEASE_FOLDERS`) are tried after them.
         required: files or folders (relative to the candidate) that must all exist.
         expected: the expected layout for the error message.
 
@@ -66,7 +99,7 @@ def find_dataset_dir(
     """
     root = Path(root).expanduser()
     tried = []
-    for cand in candidates:
+    for cand in dataset_candidates(dataset, candidates):
         path = root / cand
         if not path.is_dir():
             tried.append(f"{path} (no such folder)")

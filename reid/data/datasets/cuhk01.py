@@ -18,6 +18,7 @@ from pathlib import Path
 
 from reid.data.datasets.base import DatasetLayoutError, ReIDDataset
 from reid.data.datasets.common import (
+    dataset_candidates,
     layout_error,
     list_images,
     make_dataset,
@@ -41,18 +42,23 @@ def cuhk01(root: str, split_seed: int | None = None) -> ReIDDataset:
     Counts (full set, default split): train 485 ids / 1,940 images; query 972 images and
     gallery 972 images of 486 ids; 2 cameras everywhere.
     """
-    top = Path(root).expanduser() / "cuhk01"
     expected = [
         "cuhk01/campus/PPPPKKK.png   (classic release), or",
         "cuhk01/PPPPKKK.png          (flat copy); KKK 001-002 camera A, 003-004 camera B",
     ]
-    if (top / "campus").is_dir():
-        root_dir = top / "campus"
-    elif top.is_dir() and any(p.suffix.lower() == ".png" for p in list_images(top)):
-        root_dir = top
-    else:
+    root_dir, tried = None, []
+    for folder in dataset_candidates("cuhk01", ["cuhk01"]):
+        top = Path(root).expanduser() / folder
+        if (top / "campus").is_dir():
+            root_dir = top / "campus"
+        elif top.is_dir() and any(p.suffix.lower() == ".png" for p in list_images(top)):
+            root_dir = top
+        if root_dir is not None:
+            break
         note = "no such folder" if not top.is_dir() else "no campus/ folder and no PNG images"
-        raise layout_error("cuhk01", "layout not found", [f"{top} ({note})"], expected)
+        tried.append(f"{top} ({note})")
+    if root_dir is None:
+        raise layout_error("cuhk01", "layout not found", tried, expected)
     items = []
     for path in list_images(root_dir):
         m = match_name(CUHK01_NAME, path, "cuhk01", "PPPPKKK.png, e.g. 0001001.png")
