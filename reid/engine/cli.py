@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -91,8 +92,13 @@ def test_main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     from reid.engine.build import build_evaluator
     from reid.models import build_model, load_pretrained
 
-    args = _parser("Evaluate a re-ID model on query / gallery").parse_args(argv)
-    cfg = load_cfg(args.config_file or None, args.opts)
+    parser = _parser("Evaluate a re-ID model on query / gallery")
+    parser.add_argument("--features", default="", metavar="FILE",
+                        help="evaluate saved features (.npz with 'query' and 'gallery' arrays, "
+                        "as written with TEST.SAVE_FEATURES) instead of a model: TEST.FEATURES")
+    args = parser.parse_args(argv)
+    opts = list(args.opts) + (["TEST.FEATURES", args.features] if args.features else [])
+    cfg = load_cfg(args.config_file or None, opts)
     device = init_distributed(cfg.DEVICE)
     setup_logger(cfg.OUTPUT_DIR)
     save_cfg(cfg, Path(cfg.OUTPUT_DIR) / "config.yaml")
@@ -114,7 +120,8 @@ def test_main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         evaluator.keep_features = cfg.TEST.SAVE_FEATURES
         results = evaluator.evaluate(model)
         for name, arrays in evaluator.saved_features.items():
-            feat_path = Path(cfg.OUTPUT_DIR) / f"features_{name}.npz"
+            safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")  # e.g. "folder:/a/b"
+            feat_path = Path(cfg.OUTPUT_DIR) / f"features_{safe}.npz"
             np.savez(feat_path, **arrays)
             logger.info("wrote %s (evaluate it again with TEST.FEATURES %s)", feat_path, feat_path)
     rows = [(n[:18], r) for n, r in results.items()]

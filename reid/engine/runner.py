@@ -16,7 +16,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from reid.engine.evaluator import DatasetEvaluator
 from reid.solver import load_optimizer_state
@@ -28,6 +27,7 @@ from reid.utils.distributed import (
     wrap_ddp,
 )
 from reid.utils.env import get_rng_state, set_rng_state
+from reid.utils.progress import progress
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +45,8 @@ class BaseRunner:
         evaluator: evaluates the model on the test sets (or None to skip evaluation).
         output_dir: where ``last.pth``, ``best.pth``, ``metrics.jsonl`` (one line per
             evaluation), ``labels.jsonl`` (one line per epoch of label statistics, e.g. number
-            of clusters) and ``eval.json`` go.
+            of clusters), ``train.jsonl`` (one line per epoch of mean losses) and
+            ``eval.json`` go.
         max_epochs, iters: epochs and iterations per epoch.
         eval_period, checkpoint_period: in epochs.
         device: where the model lives.
@@ -131,6 +132,7 @@ class BaseRunner:
                 logger.warning("--resume given but %s does not exist: starting a new run", last)
             (self.output_dir / "metrics.jsonl").unlink(missing_ok=True)
             (self.output_dir / "labels.jsonl").unlink(missing_ok=True)
+            (self.output_dir / "train.jsonl").unlink(missing_ok=True)
             self.before_train()
             self.evaluate_and_log(epoch=-1, extra={})
         results: dict[str, Any] = self.history[-1] if self.history else {}
@@ -156,8 +158,7 @@ class BaseRunner:
     def train_epoch(self, epoch: int) -> None:
         self.train_model.train()
         meters: dict[str, float] = {}
-        bar = tqdm(range(self.iters), desc=f"epoch {epoch}", disable=not is_main_process(),
-                   leave=False, dynamic_ncols=True)
+        bar = progress(range(self.iters), desc=f"epoch {epoch}", disable=not is_main_process())
         start = time.perf_counter()
         for it in bar:
             losses = self.train_step(it)
@@ -188,6 +189,12 @@ class BaseRunner:
             self.optimizer.param_groups[0]["lr"],
             elapsed,
         )
+        if is_main_process():  # mean losses per epoch, for tools/plot.py
+            line = {"epoch": epoch, **{k: v / max(1, self.iters) for k, v in meters.items()},
+                    "lr": self.optimizer.param_groups[0]["lr"], "seconds": elapsed}
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            with open(self.output_dir / "train.jsonl", "a", encoding="utf-8") as f:
+                f.write(json.dumps(line) + "\n")
 
     # ----------------------------------------------------------------- evaluation
     @property
@@ -286,8 +293,8 @@ class BaseRunner:
         if is_main_process():  # drop evaluations logged after the checkpoint (a crash in between)
             lines = "".join(json.dumps(h) + "\n" for h in self.history)
             (self.output_dir / "metrics.jsonl").write_text(lines, encoding="utf-8")
-            labels = self.output_dir / "labels.jsonl"
-            if labels.is_file():
-                kept = [ln for ln in labels.read_text(encoding="utf-8").splitlines()
-                        if ln.strip() and json.loads(ln)["epoch"] < self.epoch]
-                labels.write_text("".join(ln + "\n" for ln in kept), encoding="utf-8")
+            for labels in (self.output_dir / "labels.jsonl", self.output_dir / "train.jsonl"):
+                if labels.is_file():
+                    kept = [ln for ln in labels.read_text(encoding="utf-8").splitlines()
+                            if ln.strip() and json.loads(ln)["epoch"] < self.epoch]
+                    labels.write_text("".join(ln + "\n" for ln in kept), encoding="utf-8")

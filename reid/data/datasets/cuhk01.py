@@ -14,10 +14,10 @@ the smallest ``KKK``; the gallery holds the other test images.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from reid.data.datasets.base import DatasetLayoutError, ReIDDataset
 from reid.data.datasets.common import (
+    dataset_top,
     layout_error,
     list_images,
     make_dataset,
@@ -41,7 +41,7 @@ def cuhk01(root: str, split_seed: int | None = None) -> ReIDDataset:
     Counts (full set, default split): train 485 ids / 1,940 images; query 972 images and
     gallery 972 images of 486 ids; 2 cameras everywhere.
     """
-    top = Path(root).expanduser() / "cuhk01"
+    top = dataset_top(root, "cuhk01")
     expected = [
         "cuhk01/campus/PPPPKKK.png   (classic release), or",
         "cuhk01/PPPPKKK.png          (flat copy); KKK 001-002 camera A, 003-004 camera B",
