@@ -36,11 +36,12 @@ class ExportedEncoder(nn.Module):
 def export_torchscript(model: nn.Module, example: Tensor, path: str | os.PathLike) -> Path:
     """Trace ``model`` (eval mode) on ``example`` (B, 3, H, W) and save it to ``path``."""
     wrapped = ExportedEncoder(model).eval()
-    with torch.no_grad():
-        traced = torch.jit.trace(wrapped, example, check_trace=False)
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    traced.save(str(out))
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore", FutureWarning)  # TorchScript is deprecated upstream
+        traced = torch.jit.trace(wrapped, example, check_trace=False)
+        traced.save(str(out))
     return out
 
 
@@ -89,7 +90,9 @@ def export_onnx(model: nn.Module, example: Tensor, path: str | os.PathLike,
 @torch.no_grad()
 def check_torchscript(path: str | os.PathLike, model: nn.Module, batch: Tensor) -> float:
     """Max abs difference between the saved TorchScript model and ``model`` on ``batch``."""
-    loaded = torch.jit.load(str(path), map_location="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        loaded = torch.jit.load(str(path), map_location="cpu")
     ref = model.eval().cpu()(batch)
     return float((loaded(batch) - ref).abs().max())
 
