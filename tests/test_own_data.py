@@ -392,3 +392,12 @@ def test_plot_curves_of_a_run(tmp_path):
     assert plot_main([str(run)]) == 0
     assert _png_size(run / "curves.png")[0] > 0
     assert plot_main([str(tmp_path / "empty")]) == 1
+
+
+def test_test_tool_refuses_a_set_without_query(tmp_path):
+    write_image(tmp_path / "crops" / "c1" / "a.jpg")
+    write_image(tmp_path / "crops" / "c2" / "b.jpg")
+    with pytest.raises(ValueError, match="folder:crops: no query / gallery split"):
+        cli.test_main(["--config-file", str(REPO / "configs/demo/usl_synthetic.yaml"), *TINY,
+                       "DATASETS.ROOT", str(tmp_path), "DATASETS.TARGET", "['folder:crops']",
+                       "OUTPUT_DIR", str(tmp_path / "out")])

@@ -106,6 +106,10 @@ def test_main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if not names:
         raise ValueError("nothing to evaluate: set DATASETS.TEST (or TARGET / SOURCE)")
     tests = {n: build_dataset_from_cfg(cfg, n) for n in names}
+    empty = [n for n, ds in tests.items() if not (ds.query and ds.gallery)]
+    if empty:
+        raise ValueError(f"{', '.join(empty)}: no query / gallery split to evaluate (an "
+                         "unlabelled folder: set?); set DATASETS.TEST to a set with one")
     if cfg.TEST.FEATURES:
         results = {n: _evaluate_saved(cfg, ds) for n, ds in tests.items()}
     else:
