@@ -401,3 +401,29 @@ def test_test_tool_refuses_a_set_without_query(tmp_path):
         cli.test_main(["--config-file", str(REPO / "configs/demo/usl_synthetic.yaml"), *TINY,
                        "DATASETS.ROOT", str(tmp_path), "DATASETS.TARGET", "['folder:crops']",
                        "OUTPUT_DIR", str(tmp_path / "out")])
+
+
+@pytest.mark.parametrize("domain", [0, 1, -1])
+def test_load_encoder_takes_the_chosen_dsbn_branch(tmp_path, domain):
+    from reid.apps.model import load_encoder
+    from reid.config import load_cfg
+    from reid.models import build_model
+    from reid.models.norm import dsbn_modules
+
+    cfg = load_cfg(None, ["MODEL.ARCH", "resnet18", "MODEL.DSBN.ENABLED", "True",
+                          "INPUT.SIZE_TEST", "[32, 16]"])
+    torch.manual_seed(0)
+    dsbn = build_model(cfg, num_classes=0, num_domains=2)
+    for m in dsbn_modules(dsbn):  # make the two branches differ
+        m.dsbn[1].running_mean.uniform_(-0.5, 0.5)
+        m.dsbn[1].running_var.uniform_(0.5, 2.0)
+    torch.save({"model": dsbn.state_dict()}, tmp_path / "ckpt.pth")
+    x = torch.randn(3, 3, 32, 16)
+    plain = load_encoder(cfg, tmp_path / "ckpt.pth", domain=domain)
+    dsbn.eval()
+    with torch.no_grad():
+        want = dsbn(x, domains=torch.full((3,), domain % 2, dtype=torch.long))
+        other = dsbn(x, domains=torch.full((3,), 1 - domain % 2, dtype=torch.long))
+        got = plain(x)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+    assert (got - other).abs().max() > 1e-3
