@@ -427,3 +427,14 @@ def test_load_encoder_takes_the_chosen_dsbn_branch(tmp_path, domain):
         got = plain(x)
     torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
     assert (got - other).abs().max() > 1e-3
+
+
+def test_jpeg_with_data_after_the_image_is_kept(tmp_path):
+    from reid.data.datasets.folder import is_readable_image
+
+    path = write_image(tmp_path / "a.jpg")
+    data = path.read_bytes()
+    (tmp_path / "trailer.jpg").write_bytes(data + b"\x00" * 500)
+    (tmp_path / "cut.jpg").write_bytes(data[:-100])
+    assert is_readable_image(path) and is_readable_image(tmp_path / "trailer.jpg")
+    assert not is_readable_image(tmp_path / "cut.jpg")
