@@ -388,7 +388,7 @@ def test_plot_curves_of_a_run(tmp_path):
     assert curves["target mAP (%)"] == ([0, 2], [10.0, 30.0])
     assert curves["clusters"] == ([0, 1], [5, 7])
     assert curves["un-clustered images"] == ([0, 1], [9, 4])
-    assert curves["loss_contrast"] == ([0], [2.5])
+    assert curves["loss_contrast"] == ([1], [2.5])
     assert plot_main([str(run)]) == 0
     assert _png_size(run / "curves.png")[0] > 0
     assert plot_main([str(tmp_path / "empty")]) == 1

@@ -30,8 +30,9 @@ def run_curves(run_dir: str | os.PathLike) -> dict[str, tuple[list[float], list[
     """``{curve: (epochs, values)}`` of a run: ``mAP`` (in %), ``clusters``, ``un-clustered``
     and one entry per loss.
 
-    Epochs are 1-based numbers of finished epochs for mAP (0 = the initial model) and the
-    0-based epoch index for the label statistics and losses (as written by the runner).
+    The x axis counts finished epochs: an evaluation after epoch index ``e`` (0-based, as the
+    runner writes it; -1 = the initial model) is at ``e + 1``, the clustering at the start of
+    epoch ``e`` at ``e``, and the mean loss over epoch ``e`` at ``e + 1``.
 
     Raises:
         FileNotFoundError: ``run_dir`` has none of the three files.
@@ -51,7 +52,7 @@ def run_curves(run_dir: str | os.PathLike) -> dict[str, tuple[list[float], list[
     loss_keys = sorted({k for r in train for k in r if k.startswith("loss")})
     for key in loss_keys:
         rows = [r for r in train if key in r]
-        curves[key] = ([r["epoch"] for r in rows], [r[key] for r in rows])
+        curves[key] = ([r["epoch"] + 1 for r in rows], [r[key] for r in rows])
     if not loss_keys:
         curves["loss"] = ([], [])
     return curves
@@ -78,7 +79,7 @@ def plot_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
     fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3 * rows), squeeze=False)
     for ax, (title, (xs, ys)) in zip(axes.ravel(), curves.items(), strict=False):
         ax.set_title(title)
-        ax.set_xlabel("epoch")
+        ax.set_xlabel("epochs finished")
         if xs:
             ax.plot(xs, ys, marker="o", markersize=3)
             ax.grid(True, alpha=0.3)

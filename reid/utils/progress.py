@@ -43,8 +43,11 @@ class LogProgress:
         min_seconds: float = 1.0,
     ) -> None:
         self.iterable = iterable
-        if total is None and iterable is not None and hasattr(iterable, "__len__"):
-            total = len(iterable)  # type: ignore[arg-type]
+        if total is None and iterable is not None:
+            try:
+                total = len(iterable)  # type: ignore[arg-type]
+            except TypeError:  # no length (a generator, an iterable-style DataLoader)
+                total = None
         self.total = total
         self.desc = desc
         self.disable = disable
