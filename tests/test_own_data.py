@@ -438,3 +438,54 @@ def test_jpeg_with_data_after_the_image_is_kept(tmp_path):
     (tmp_path / "cut.jpg").write_bytes(data[:-100])
     assert is_readable_image(path) and is_readable_image(tmp_path / "trailer.jpg")
     assert not is_readable_image(tmp_path / "cut.jpg")
+
+
+def _pixel(path: Path, xy: tuple[int, int]) -> tuple[int, int, int]:
+    with Image.open(path) as img:
+        return img.convert("RGB").getpixel(xy)
+
+
+def test_ranked_lists_skip_junk_colour_matches_and_order_by_ap(tmp_path):
+    from reid.apps.visualize import BORDER, GAP, GREEN, RED, _cell, ranked_list_size, ranked_lists
+
+    imgs = [str(write_image(tmp_path / "img" / f"{i}.png", (10 * i, 0, 0))) for i in range(6)]
+    q_pids, q_cams = np.array([1, 3]), np.array([0, 1])
+    g_pids, g_cams = np.array([1, 2, 1, 3, 3]), np.array([0, 1, 1, 0, 1])
+    dist = np.array([[0.1, 0.2, 0.3, 0.4, 0.5],   # q0: g0 is junk (same id, same camera)
+                     [0.9, 0.8, 0.7, 0.1, 0.6]])  # q1: its match g3 comes first
+    pics = ranked_lists(dist, imgs[:2], imgs[1:], q_pids, g_pids, q_cams, g_cams,
+                        tmp_path / "out", num_queries=2, topk=2, worst_first=True,
+                        thumb=(32, 16))
+    assert [p["query"] for p in pics] == [imgs[0], imgs[1]]  # AP 0.5 before AP 1.0
+    assert [p["ap"] for p in pics] == pytest.approx([0.5, 1.0])
+    assert [p["matches"] for p in pics] == [1, 1]
+    first = tmp_path / "out" / pics[0]["file"]
+    assert _png_size(first) == ranked_list_size(2, (32, 16))
+    cw, _ = _cell((32, 16))
+    x0 = GAP + cw + 2 * GAP  # first gallery cell; its border pixel is at (x0 + 1, GAP + 1)
+    assert _pixel(first, (x0 + 1, GAP + 1)) == RED  # g1 (id 2)
+    assert _pixel(first, (x0 + cw + 1, GAP + 1)) == GREEN  # g2 (id 1, other camera)
+    assert _pixel(first, (x0 + BORDER + 2, GAP + BORDER + 2)) == (20, 0, 0)  # g1's image
+
+
+def test_contact_sheets_rows_colours_and_purity(tmp_path):
+    from reid.apps.visualize import GAP, GREEN, HEAD_W, RED, _cell, contact_sheets, sheet_size
+
+    paths = [str(write_image(tmp_path / "img" / f"{i}.png")) for i in range(7)]
+    labels = np.array([0, 0, 0, 1, 1, -1, -1])
+    true_ids = np.array([5, 5, 6, 7, 7, 1, 2])
+    pics = contact_sheets(labels, paths, tmp_path / "out", true_ids=true_ids,
+                          camids=np.zeros(7, dtype=int), num_clusters=5, per_row=3,
+                          thumb=(32, 16))
+    assert [p["file"] for p in pics] == ["clusters.png", "outliers.png"]
+    assert pics[0]["purity"] == pytest.approx(4 / 5)
+    sheet = tmp_path / "out" / "clusters.png"
+    assert _png_size(sheet) == sheet_size(2, 3, (32, 16))
+    assert _png_size(tmp_path / "out" / "outliers.png") == sheet_size(1, 3, (32, 16))
+    cw, _ = _cell((32, 16))
+    colours = [_pixel(sheet, (HEAD_W + j * cw + 1, GAP + 1)) for j in range(3)]
+    assert colours == [GREEN, GREEN, RED]  # cluster 0: ids 5, 5, 6
+    unlabelled = contact_sheets(labels, paths, tmp_path / "plain", num_clusters=1, per_row=3,
+                                thumb=(32, 16))
+    assert "purity" not in unlabelled[0]
+    assert _png_size(tmp_path / "plain" / "clusters.png") == sheet_size(1, 3, (32, 16))
