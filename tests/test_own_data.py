@@ -177,6 +177,9 @@ def test_benchmark_loader_at_its_own_path_keeps_the_users_name(tmp_path):
     assert ds.name == name and (len(ds.train), len(ds.query), len(ds.gallery)) == (2, 1, 2)
     rel = build_dataset("dukemtmcreid:elsewhere/my_set", str(tmp_path))  # relative to the root
     assert rel.name == "dukemtmcreid:elsewhere/my_set" and len(rel.gallery) == 2
+    _market_files(tmp_path / "release" / "Market-1501-v15.09.15")  # the release's inner folder
+    inner = build_dataset("market1501:release", str(tmp_path))
+    assert inner.root == str(tmp_path / "release" / "Market-1501-v15.09.15")
     with pytest.raises(DatasetLayoutError, match="nowhere"):
         build_dataset(f"market1501:{tmp_path / 'nowhere'}", str(tmp_path))
     with pytest.raises(ValueError, match="synthetic"):
