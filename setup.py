@@ -30,11 +30,17 @@ setup(
     extras_require={
         "gpu": ["faiss-gpu"],
         "test": ["pytest"],
+        "export": ["onnx", "onnxruntime"],
+        "plot": ["matplotlib"],
     },
     entry_points={
         "console_scripts": [
             "reid-train=reid.engine.cli:main_train",
             "reid-test=reid.engine.cli:main_test",
+            "reid-extract=reid.apps.cli:extract_main",
+            "reid-visualize=reid.apps.cli:visualize_main",
+            "reid-export=reid.apps.cli:export_main",
+            "reid-plot=reid.apps.cli:plot_main",
         ]
     },
     license="MIT",

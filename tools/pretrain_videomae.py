@@ -23,12 +23,12 @@ from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from reid.data.video_sampling import VideoClipDataset, build_clip_transform, video_collate
 from reid.models.video import VideoMAEPretrainer, build_video_backbone
 from reid.utils.checkpoint import save_checkpoint
 from reid.utils.env import resolve_device, seed_all
+from reid.utils.progress import progress
 
 logger = logging.getLogger("pretrain_videomae")
 
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> Path:
     for epoch in range(args.epochs):
         data = iter(loader)
         losses = []
-        for _ in tqdm(range(iters), desc=f"epoch {epoch + 1}/{args.epochs}", leave=False):
+        for _ in progress(range(iters), desc=f"epoch {epoch + 1}/{args.epochs}"):
             try:
                 batch = next(data)
             except StopIteration:

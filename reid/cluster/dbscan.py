@@ -27,6 +27,8 @@ import scipy.sparse as sp
 import torch
 from scipy.sparse.csgraph import connected_components
 
+from reid.utils.progress import progress
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["dbscan", "dbscan_cpu", "dbscan_torch", "neighbour_graph"]
@@ -170,6 +172,10 @@ def dbscan(dist: sp.spmatrix | np.ndarray, eps: float, min_samples: int,
         (N,) int64 labels 0..C-1 ordered by each cluster's smallest core index; -1 = noise.
     """
     dev = torch.device(device) if device is not None else torch.device("cpu")
-    if dev.type == "cpu":
-        return dbscan_cpu(dist, eps, min_samples, absent_distance)
-    return dbscan_torch(dist, eps, min_samples, dev, absent_distance)
+    with progress(total=1, desc=f"DBSCAN (N={dist.shape[0]}, eps={eps})") as bar:
+        if dev.type == "cpu":
+            labels = dbscan_cpu(dist, eps, min_samples, absent_distance)
+        else:
+            labels = dbscan_torch(dist, eps, min_samples, dev, absent_distance)
+        bar.update(1)
+    return labels

@@ -29,6 +29,7 @@ import torch
 from numba import njit, prange
 
 from reid.cluster.knn import as_float32_matrix, knn
+from reid.utils.progress import progress
 
 logger = logging.getLogger(__name__)
 
@@ -350,7 +351,10 @@ def jaccard_all(v_qe: sp.csr_matrix) -> sp.csr_matrix:
     in the same (ascending k) order, so no transpose-and-average pass is needed.
     """
     n = v_qe.shape[0]
-    dist = jaccard_rows(v_qe, np.arange(n, dtype=np.int64))
+    chunks = np.array_split(np.arange(n, dtype=np.int64), max(1, min(10, n // 1000)))
+    parts = [jaccard_rows(v_qe, rows)
+             for rows in progress(chunks, desc=f"Jaccard distance (N={n})")]
+    dist = parts[0] if len(parts) == 1 else sp.vstack(parts, format="csr")
     diag = dist.indptr[:-1] + _diag_positions(dist.indptr, dist.indices)
     dist.data[diag] = 0.0
     logger.debug("Jaccard distance: N=%d, %.1f stored entries per row", n, dist.nnz / n)

@@ -19,6 +19,8 @@ import logging
 import numpy as np
 import torch
 
+from reid.utils.progress import progress
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["knn", "as_float32_matrix", "faiss_gpu_available"]
@@ -100,7 +102,7 @@ def _knn_torch(x: np.ndarray, k: int, device: torch.device,
     n = feats.shape[0]
     best_d = torch.full((n, k), float("inf"), device=device)
     best_i = torch.full((n, k), -1, dtype=torch.int64, device=device)
-    for a in range(0, n, block):
+    for a in progress(range(0, n, block), desc=f"kNN (k={k}, N={n})"):
         ra = slice(a, min(n, a + block))
         for b in range(a, n, block):
             rb = slice(b, min(n, b + block))
@@ -145,7 +147,9 @@ def knn(features: np.ndarray | torch.Tensor, k: int, device: str | torch.device 
     use_faiss = backend == "faiss" or (backend == "auto" and faiss is not None)
     if use_faiss:
         gpu = dev.type == "cuda" and faiss_gpu_available()
-        dist, idx = _knn_faiss(x, k, gpu)
+        with progress(total=1, desc=f"kNN faiss (k={k}, N={n})") as bar:
+            dist, idx = _knn_faiss(x, k, gpu)
+            bar.update(1)
     else:
         dist, idx = _knn_torch(x, k, dev)
     _put_self_first(dist, idx)

@@ -83,6 +83,10 @@ _C.DATASETS.SYNTHETIC.IDS = 0  # identities per split of generated synthetic set
 _C.DATASETS.SYNTHETIC.CAMS = 0  # cameras of generated synthetic sets; 0 = generator default
 _C.DATASETS.SYNTHETIC.SIZE = [0, 0]  # (height, width) of generated images; 0 = generator default
 _C.DATASETS.SYNTHETIC.SEED = 0  # seed of the synthetic generator
+_C.DATASETS.FOLDER = CN()
+_C.DATASETS.FOLDER.CAMERA_REGEX = ""  # folder:/identities: camera from this regex on the file name (first group); "" = camera sub-folder
+_C.DATASETS.FOLDER.SPLIT_SEED = 0  # identities: seed of the query draw (one query per identity and camera)
+_C.DATASETS.FOLDER.VERIFY = True  # folder:/identities: check every file's header at scan time; unreadable files are skipped with one warning
 
 # ---------------------------------------------------------------------------------------
 _C.DATALOADER = CN()

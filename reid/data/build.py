@@ -31,6 +31,11 @@ _DATASET_CFG_KWARGS: dict[str, Callable[[Any], dict[str, Any]]] = {
     "cuhk03_np": lambda cfg: {"labeled": cfg.DATASETS.CUHK03_LABELED},
     "vehicleid": lambda cfg: {"test_size": cfg.DATASETS.VEHICLEID_TEST_SIZE},
     "synthetic_": _synthetic_kwargs,
+    "folder:": lambda cfg: {"camera_regex": cfg.DATASETS.FOLDER.CAMERA_REGEX,
+                            "verify": cfg.DATASETS.FOLDER.VERIFY},
+    "identities:": lambda cfg: {"camera_regex": cfg.DATASETS.FOLDER.CAMERA_REGEX,
+                                "verify": cfg.DATASETS.FOLDER.VERIFY,
+                                "split_seed": cfg.DATASETS.FOLDER.SPLIT_SEED},
 }
 
 

@@ -7,9 +7,9 @@ from typing import Any
 
 from torch.utils.data import Dataset
 from torchvision.transforms.functional import to_tensor
-from tqdm import tqdm
 
 from reid.data.image import CorruptImageError, read_image
+from reid.utils.progress import progress as progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -22,14 +22,14 @@ def check_images(samples: Sequence[tuple], progress: bool = False) -> list[str]:
 
     Args:
         samples: ``(path_or_frames, pid, camid)`` items.
-        progress: show a tqdm bar.
+        progress: report progress (:func:`reid.utils.progress.progress`).
 
     Returns:
         The bad paths, without duplicates, in sample order.
     """
     bad: list[str] = []
     seen: set[str] = set()
-    for item in tqdm(samples, desc="checking images", disable=not progress):
+    for item in progress_bar(samples, desc="checking images", disable=not progress):
         paths = item[0] if isinstance(item[0], (tuple, list)) else (item[0],)
         for path in paths:
             if path in seen:

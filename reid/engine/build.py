@@ -30,8 +30,10 @@ RUNNER_REGISTRY = Registry("training method")
 
 
 def build_evaluator(cfg, test_sets: dict[str, ReIDDataset], device: torch.device,
-                    domain: int | None) -> DatasetEvaluator:
-    """The evaluator of ``TEST.*`` over ``test_sets``."""
+                    domain: int | None) -> DatasetEvaluator | None:
+    """The evaluator of ``TEST.*`` over ``test_sets`` (None when there is none)."""
+    if not test_sets:
+        return None
     make_loader = lambda samples, is_video: make_test_loader(  # noqa: E731
         samples, is_video=is_video, batch_size=cfg.TEST.IMS_PER_BATCH,
         transform=build_transform_from_cfg(cfg, is_train=False, is_video=is_video),
@@ -60,6 +62,12 @@ def _load_all(cfg) -> tuple[list[ReIDDataset], list[ReIDDataset], dict[str, ReID
     if cfg.TEST.EVAL_SOURCE:
         test_names += [n for n in cfg.DATASETS.SOURCE if n not in test_names]
     tests = {n: named[n] if n in named else build_dataset_from_cfg(cfg, n) for n in test_names}
+    for n in [n for n, ds in tests.items() if not (ds.query and ds.gallery)]:
+        logger.warning("%s has no query / gallery split: it is not evaluated", n)
+        del tests[n]
+    if not tests:
+        logger.warning("no test set: training runs without evaluation (no best.pth; use "
+                       "last.pth)")
     return sources, targets, tests
 
 
@@ -292,7 +300,8 @@ def _memory_method_parts(cfg, device: torch.device, writer: Any) -> dict[str, An
         softmax_eps=cfg.MEMORY.SOFTMAX_EPS,
     )
     labelers = [_labeler(cfg, ds, device) for ds in targets]
-    true_ids = [np.asarray([s[1] for s in ds.train]) for ds in targets]
+    true_ids = [None if ds.extra.get("unlabelled") else np.asarray([s[1] for s in ds.train])
+                for ds in targets]
     return dict(
         memory=memory, labelers=labelers, batches=batches, extract=extract,
         source_labels=[np.asarray([s[1] for s in ds.train]) for ds in sources],
@@ -301,6 +310,8 @@ def _memory_method_parts(cfg, device: torch.device, writer: Any) -> dict[str, An
         camera_centre=cfg.CLUSTER.CAMERA_CENTRE,
         init_bn=init_bn if cfg.MODEL.CAMERA_BN else None,
         target_sampler=target_sampler, refresh_memory=cfg.MEMORY.REFRESH,
+        target_paths=[[s[0] if isinstance(s[0], str) else s[0][0] for s in ds.train]
+                      for ds in targets],
         **_common(cfg, model, evaluator, device, writer, ema=ema),
     )
 

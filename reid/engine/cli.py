@@ -9,6 +9,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import shlex
 import sys
 import traceback
@@ -165,14 +166,23 @@ def test_main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     from reid.engine.build import build_evaluator
     from reid.models import build_model, load_pretrained
 
-    args = _parser("Evaluate a re-ID model on query / gallery").parse_args(argv)
-    cfg = load_cfg(args.config_file or None, args.opts)
+    parser = _parser("Evaluate a re-ID model on query / gallery")
+    parser.add_argument("--features", default="", metavar="FILE",
+                        help="evaluate saved features (.npz with 'query' and 'gallery' arrays, "
+                        "as written with TEST.SAVE_FEATURES) instead of a model: TEST.FEATURES")
+    args = parser.parse_args(argv)
+    opts = list(args.opts) + (["TEST.FEATURES", args.features] if args.features else [])
+    cfg = load_cfg(args.config_file or None, opts)
     device = _setup(cfg, args.config_file)
     save_cfg(cfg, Path(cfg.OUTPUT_DIR) / "config.yaml")
     names = list(cfg.DATASETS.TEST) or list(cfg.DATASETS.TARGET) or list(cfg.DATASETS.SOURCE)
     if not names:
         raise ConfigError("nothing to evaluate: set DATASETS.TEST (or TARGET / SOURCE)")
     tests = {n: build_dataset_from_cfg(cfg, n) for n in names}
+    empty = [n for n, ds in tests.items() if not (ds.query and ds.gallery)]
+    if empty:
+        raise ConfigError(f"{', '.join(empty)}: no query / gallery split to evaluate (an "
+                         "unlabelled folder: set?); set DATASETS.TEST to a set with one")
     if cfg.TEST.FEATURES:
         results = {n: _evaluate_saved(cfg, ds) for n, ds in tests.items()}
     else:
@@ -190,7 +200,8 @@ def test_main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         evaluator.keep_features = cfg.TEST.SAVE_FEATURES
         results = evaluator.evaluate(model)
         for name, arrays in evaluator.saved_features.items():
-            feat_path = Path(cfg.OUTPUT_DIR) / f"features_{name}.npz"
+            safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")  # e.g. "folder:/a/b"
+            feat_path = Path(cfg.OUTPUT_DIR) / f"features_{safe}.npz"
             np.savez(feat_path, **arrays)
             logger.info("wrote %s (evaluate it again with TEST.FEATURES %s)", feat_path, feat_path)
     rows = [(n[:18], r) for n, r in results.items()]
@@ -211,14 +222,15 @@ def _evaluate_saved(cfg, dataset) -> dict[str, Any]:
 
     path = Path(cfg.TEST.FEATURES)
     if not path.is_file():
-        raise FileNotFoundError(f"TEST.FEATURES file not found: {path}")
+        raise ConfigError(f"TEST.FEATURES file not found: {path}")
     data = np.load(path)
     for key in ("query", "gallery"):
         if key not in data:
-            raise KeyError(f"{path} has no '{key}' array (expected keys 'query' and 'gallery')")
+            raise ConfigError(f"{path} has no '{key}' array (expected keys 'query' and "
+                              "'gallery')")
     qf, gf = torch.from_numpy(data["query"]).float(), torch.from_numpy(data["gallery"]).float()
     if len(qf) != len(dataset.query) or len(gf) != len(dataset.gallery):
-        raise ValueError(
+        raise ConfigError(
             f"{path}: {len(qf)} query / {len(gf)} gallery features but dataset {dataset.name} has "
             f"{len(dataset.query)} / {len(dataset.gallery)} images"
         )

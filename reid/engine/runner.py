@@ -16,7 +16,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from reid.engine.evaluator import DatasetEvaluator
 from reid.solver import load_optimizer_state
@@ -29,6 +28,7 @@ from reid.utils.distributed import (
 )
 from reid.utils.env import get_rng_state, set_rng_state
 from reid.utils.errors import TrainingDivergedError
+from reid.utils.progress import progress
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +53,8 @@ class BaseRunner:
         evaluator: evaluates the model on the test sets (or None to skip evaluation).
         output_dir: where ``last.pth``, ``best.pth``, ``metrics.jsonl`` (one line per
             evaluation), ``labels.jsonl`` (one line per epoch of label statistics, e.g. number
-            of clusters) and ``eval.json`` go.
+            of clusters), ``train.jsonl`` (one line per epoch of mean losses) and
+            ``eval.json`` go.
         max_epochs, iters: epochs and iterations per epoch.
         eval_period, checkpoint_period: in epochs.
         device: where the model lives.
@@ -153,6 +154,7 @@ class BaseRunner:
                 logger.info("new run; initial weights: %s", self.init_description)
             (self.output_dir / "metrics.jsonl").unlink(missing_ok=True)
             (self.output_dir / "labels.jsonl").unlink(missing_ok=True)
+            (self.output_dir / "train.jsonl").unlink(missing_ok=True)
             self.before_train()
             self.evaluate_and_log(epoch=-1, extra={})
         results: dict[str, Any] = self.history[-1] if self.history else {}
@@ -178,8 +180,7 @@ class BaseRunner:
     def train_epoch(self, epoch: int) -> None:
         self.train_model.train()
         meters: dict[str, float] = {}
-        bar = tqdm(range(self.iters), desc=f"epoch {epoch}", disable=not is_main_process(),
-                   leave=False, dynamic_ncols=True)
+        bar = progress(range(self.iters), desc=f"epoch {epoch}", disable=not is_main_process())
         start = time.perf_counter()
         for it in bar:
             self._iteration = (epoch, it)
@@ -213,6 +214,12 @@ class BaseRunner:
             self.optimizer.param_groups[0]["lr"],
             elapsed,
         )
+        if is_main_process():  # mean losses per epoch, for tools/plot.py
+            line = {"epoch": epoch, **{k: v / max(1, self.iters) for k, v in meters.items()},
+                    "lr": self.optimizer.param_groups[0]["lr"], "seconds": elapsed}
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            with open(self.output_dir / "train.jsonl", "a", encoding="utf-8") as f:
+                f.write(json.dumps(line) + "\n")
 
     def diverged(self, what: str) -> None:
         """Raise :class:`NonFiniteLossError` for a non-finite ``what`` at the current step."""
@@ -382,8 +389,8 @@ class BaseRunner:
         if is_main_process():  # drop evaluations logged after the checkpoint (a crash in between)
             lines = "".join(json.dumps(h) + "\n" for h in self.history)
             (self.output_dir / "metrics.jsonl").write_text(lines, encoding="utf-8")
-            labels = self.output_dir / "labels.jsonl"
-            if labels.is_file():
-                kept = [ln for ln in labels.read_text(encoding="utf-8").splitlines()
-                        if ln.strip() and json.loads(ln)["epoch"] < self.epoch]
-                labels.write_text("".join(ln + "\n" for ln in kept), encoding="utf-8")
+            for labels in (self.output_dir / "labels.jsonl", self.output_dir / "train.jsonl"):
+                if labels.is_file():
+                    kept = [ln for ln in labels.read_text(encoding="utf-8").splitlines()
+                            if ln.strip() and json.loads(ln)["epoch"] < self.epoch]
+                    labels.write_text("".join(ln + "\n" for ln in kept), encoding="utf-8")

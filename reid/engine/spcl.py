@@ -99,6 +99,7 @@ class SpCLRunner(BaseRunner):
         init_bn: Callable[[], None] | None = None,
         target_sampler: str = "random",
         refresh_memory: bool = False,
+        target_paths: Sequence[Sequence[str]] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -119,6 +120,7 @@ class SpCLRunner(BaseRunner):
         self.target_sampler = target_sampler
         self._unchanged_extraction: dict[int, torch.Tensor] = {}  # before_train -> epoch 0
         self.refresh_memory = bool(refresh_memory)
+        self.target_paths = [list(p) for p in target_paths] if target_paths is not None else None
         if refresh_memory and cluster_on != "extract":
             raise ValueError("refresh_memory needs cluster_on='extract' (the memory itself is "
                              "what is clustered otherwise)")
@@ -175,6 +177,7 @@ class SpCLRunner(BaseRunner):
         """Cluster every target domain and hand the labels to the memory; returns the label
         statistics of the log."""
         stats: dict[str, float] = {}
+        pseudo: dict[str, np.ndarray] = {}
         for t, labeler in enumerate(self.labelers):
             if self.cluster_on == "memory":
                 feats = self.memory.target_features(t).detach().float().cpu()
@@ -204,9 +207,34 @@ class SpCLRunner(BaseRunner):
             self.note_collapse(f"target {t}", cluster_collapse(labels.numpy()), epoch,
                                COLLAPSE_HINT)
             self.memory.set_target_labels(t, labels.to(self.device))
+            pseudo[f"labels_{t}"] = labels.numpy()
+        self.save_pseudo_labels(epoch, pseudo)
         logger.info("epoch %d pseudo labels: %s", epoch,
                     ", ".join(f"{k} {v:.4g}" for k, v in stats.items()))
         return stats
+
+    def save_pseudo_labels(self, epoch: int, labels: dict[str, np.ndarray]) -> None:
+        """Write the clustering of ``epoch`` to ``output_dir/pseudo_labels.npz`` (main process).
+
+        Arrays, per target ``t``: ``labels_t`` (N,) int64 (-1: un-clustered), ``paths_t`` (N,)
+        image paths (a tracklet's first frame), ``camids_t`` and, when known, ``true_ids_t``;
+        plus ``epoch`` (scalar). Overwritten after every clustering (``tools/visualize.py``
+        draws its contact sheets).
+        """
+        if not is_main_process() or self.target_paths is None:
+            return
+        arrays: dict[str, np.ndarray] = {"epoch": np.asarray(epoch)}
+        for t in range(len(self.labelers)):
+            arrays[f"labels_{t}"] = np.asarray(labels[f"labels_{t}"], dtype=np.int64)
+            arrays[f"paths_{t}"] = np.asarray(self.target_paths[t], dtype=str)
+            if self.target_camids is not None:
+                arrays[f"camids_{t}"] = np.asarray(self.target_camids[t], dtype=np.int64)
+            if self.target_true_ids[t] is not None:
+                arrays[f"true_ids_{t}"] = np.asarray(self.target_true_ids[t], dtype=np.int64)
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.output_dir / "pseudo_labels.tmp.npz"
+        np.savez(tmp, **arrays)
+        tmp.replace(self.output_dir / "pseudo_labels.npz")
 
     def encode_batch(self) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """The next batch (every domain) and its (B, D) L2-normalised float32 features."""

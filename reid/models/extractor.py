@@ -13,9 +13,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
-from tqdm import tqdm
 
 from reid.models.norm import num_bn_domains
+from reid.utils.progress import progress
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def extract_features(
         flip: add the features of the horizontally flipped input before normalising.
         domain: BN branch for models with domain-specific BN (None: the model's test domain).
         amp: bf16 (fp16 where bf16 is unsupported) autocast on CUDA; ignored on CPU.
-        desc: label of the tqdm progress bar.
+        desc: label of the progress bar / log lines.
         camera_domains: ``{camid: BN branch}`` from :func:`reid.models.fit_camera_bn`: every
             image is normalised by its camera's branch (cameras not in the map: branch 0);
             overrides ``domain``. Needs ``camid`` in the batches.
@@ -98,7 +98,7 @@ def extract_features(
     pids: list[np.ndarray] = []
     camids: list[np.ndarray] = []
     try:
-        for batch in tqdm(loader, desc=desc, leave=False, dynamic_ncols=True):
+        for batch in progress(loader, desc=desc):
             if "img" not in batch:
                 raise ValueError(f"loader batch has no 'img' key (keys: {sorted(batch)})")
             x = batch["img"].to(device, non_blocking=True)

@@ -16,6 +16,7 @@ from reid.data.datasets import (  # noqa: F401  (each module registers its datas
     custom,
     dukemtmcreid,
     dukemtmcvidreid,
+    folder,
     grid,
     ilidsvid,
     market1501,
@@ -31,7 +32,9 @@ from reid.data.datasets import (  # noqa: F401  (each module registers its datas
     viper,
 )
 from reid.data.datasets.base import DatasetLayoutError, ReIDDataset, Sample
+from reid.data.datasets.common import dataset_dir_override
 from reid.data.datasets.registry import DATASET_REGISTRY
+from reid.utils.errors import ConfigError
 
 if importlib.util.find_spec("reid.data.datasets.synthetic") is not None:
     importlib.import_module("reid.data.datasets.synthetic")
@@ -45,19 +48,45 @@ __all__ = [
 def build_dataset(name: str, root: str, **kwargs) -> ReIDDataset:
     """Parse dataset ``name`` under the data root ``root``.
 
-    ``"custom:FOLDER"`` reads the list-file dataset in ``root/FOLDER`` (see ``custom``).
+    ``"NAME:PATH"`` reads dataset ``NAME`` from ``PATH`` (relative paths are relative to
+    ``root``) and reports it under the full name ``"NAME:PATH"`` in logs and results:
+
+    * ``"custom:FOLDER"``: the list-file dataset in ``root/FOLDER`` (see ``custom``);
+    * ``"folder:PATH"`` / ``"identities:PATH"``: folders of crops (see ``folder``);
+    * any benchmark, e.g. ``"market1501:/data/my_set"``: its layout read from ``PATH`` instead
+      of ``root/market1501``.
 
     Raises:
         KeyError: unknown name (the message lists the registered names).
         DatasetLayoutError: missing or malformed layout, or ``root`` is a file.
+        ConfigError: an empty ``PATH``, or a dataset that cannot be read from another path
+            (the generated synthetic sets).
     """
     if Path(root).expanduser().exists() and not Path(root).expanduser().is_dir():
         raise DatasetLayoutError(f"the data root (DATASETS.ROOT) {root} is a file, not a folder: "
                                  "point it at the folder holding one sub-folder per dataset")
-    if name.lower().startswith("custom:"):
-        folder = name.split(":", 1)[1]
-        return DATASET_REGISTRY.get("custom")(root, folder=folder, name=name, **kwargs)
-    return DATASET_REGISTRY.get(name)(root, **kwargs)
+    base, sep, path = name.partition(":")
+    if not sep:
+        return DATASET_REGISTRY.get(name)(root, **kwargs)
+    key = base.lower()
+    if key == "custom":
+        return DATASET_REGISTRY.get("custom")(root, folder=path, name=name, **kwargs)
+    if not path:
+        raise ConfigError(f"dataset name {name!r} has an empty path after ':'")
+    location = Path(root).expanduser() / Path(path).expanduser()
+    if key in ("folder", "identities"):
+        return DATASET_REGISTRY.get(key)(str(location), name=name, **kwargs)
+    if key.startswith("synthetic"):
+        raise ConfigError(f"{name}: generated synthetic sets live under DATASETS.ROOT; to train "
+                          "on a copy elsewhere use its layout's name (e.g. market1501:PATH)")
+    loader = DATASET_REGISTRY.get(base)
+    with dataset_dir_override(location) as state:
+        dataset = loader(root, **kwargs)
+    if not state["used"]:
+        raise ConfigError(f"{name}: the {base} parser cannot be pointed at another folder; put "
+                          f"it under DATASETS.ROOT as documented in datasets/README.md")
+    dataset.name = name
+    return dataset
 
 
 def combine_datasets(datasets: list[ReIDDataset], disjoint_cams: bool = True) -> list[Sample]:

@@ -5,10 +5,12 @@ layout made of empty files parses exactly like the real one.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextvars import ContextVar
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +57,28 @@ def dataset_candidates(dataset: str, candidates: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+# A user's own location of a benchmark layout ("market1501:/data/my_set"), set while its parser
+# runs: find_dataset_dir then looks there instead of under the data root.
+_DIR_OVERRIDE: ContextVar[dict | None] = ContextVar("dataset_dir_override", default=None)
+
+
+@contextlib.contextmanager
+def dataset_dir_override(path: str | Path) -> Iterator[dict]:
+    """While active, :func:`find_dataset_dir` reads the layout from ``path``.
+
+    A candidate ``"market1501/Market-1501-v15.09.15"`` becomes ``path/Market-1501-v15.09.15``
+    (its first component is replaced by ``path``). Yields a dict whose ``"used"`` entry tells
+    whether a parser looked the folder up (parsers that do not use :func:`find_dataset_dir`
+    cannot be pointed elsewhere).
+    """
+    state = {"path": Path(path).expanduser(), "used": False}
+    token = _DIR_OVERRIDE.set(state)
+    try:
+        yield state
+    finally:
+        _DIR_OVERRIDE.reset(token)
+
+
 def layout_error(
     dataset: str, problem: str, tried: Sequence[str], expected: Sequence[str]
 ) -> DatasetLayoutError:
@@ -73,6 +97,15 @@ def layout_error(
     lines.append("expected layout:")
     lines += [f"  {e}" for e in expected]
     return DatasetLayoutError("\n".join(lines))
+
+
+def dataset_top(root: str | Path, folder: str) -> Path:
+    """``root/folder``, or the folder of an active :func:`dataset_dir_override`."""
+    override = _DIR_OVERRIDE.get()
+    if override is not None:
+        override["used"] = True
+        return override["path"]
+    return Path(root).expanduser() / folder
 
 
 def find_dataset_dir(
@@ -98,9 +131,15 @@ def find_dataset_dir(
             path tried and what was missing there.
     """
     root = Path(root).expanduser()
+    override = _DIR_OVERRIDE.get()
+    cands = dataset_candidates(dataset, candidates)
+    paths = [root / cand for cand in cands]
+    if override is not None:
+        override["used"] = True
+        root = override["path"]
+        paths = list(dict.fromkeys(root.joinpath(*Path(c).parts[1:]) for c in cands))
     tried = []
-    for cand in dataset_candidates(dataset, candidates):
-        path = root / cand
+    for path in paths:
         if not path.is_dir():
             tried.append(f"{path} (no such folder)")
             continue

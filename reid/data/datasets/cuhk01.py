@@ -19,6 +19,7 @@ from pathlib import Path
 from reid.data.datasets.base import DatasetLayoutError, ReIDDataset
 from reid.data.datasets.common import (
     dataset_candidates,
+    dataset_top,
     layout_error,
     list_images,
     make_dataset,
@@ -42,13 +43,16 @@ def cuhk01(root: str, split_seed: int | None = None) -> ReIDDataset:
     Counts (full set, default split): train 485 ids / 1,940 images; query 972 images and
     gallery 972 images of 486 ids; 2 cameras everywhere.
     """
+    default = Path(root).expanduser() / "cuhk01"
+    own = dataset_top(root, "cuhk01")  # a user's own path (cuhk01:PATH), else the default
+    tops = [own] if own != default else [Path(root).expanduser() / folder for folder in
+                                         dataset_candidates("cuhk01", ["cuhk01"])]
     expected = [
         "cuhk01/campus/PPPPKKK.png   (classic release), or",
         "cuhk01/PPPPKKK.png          (flat copy); KKK 001-002 camera A, 003-004 camera B",
     ]
     root_dir, tried = None, []
-    for folder in dataset_candidates("cuhk01", ["cuhk01"]):
-        top = Path(root).expanduser() / folder
+    for top in tops:
         if (top / "campus").is_dir():
             root_dir = top / "campus"
         elif top.is_dir() and any(p.suffix.lower() == ".png" for p in list_images(top)):

@@ -27,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
 from reid.data.synthetic.camera import CameraStyle, render_background, sample_camera
 from reid.data.synthetic.common import TAG_IMAGE, TAG_SPLIT, TAG_TRACK, derive_rng, kind_code
@@ -44,6 +43,7 @@ from reid.data.synthetic.vehicle import (
     sample_vehicle_identities,
     sample_vehicle_pose,
 )
+from reid.utils.progress import progress as progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -268,8 +268,8 @@ def _write_images(root: Path, spec: SyntheticSpec, shots: list[Shot], progress: 
     for f in folders.values():
         (root / f).mkdir(parents=True)
     names: dict[str, list[str]] = {k: [] for k in folders}
-    for shot in tqdm(shots, desc=f"synthetic {spec.kind} {spec.domain}", disable=not progress,
-                     leave=False):
+    for shot in progress_bar(shots, desc=f"synthetic {spec.kind} {spec.domain}",
+                             disable=not progress):
         name = namer(shot)
         (root / folders[shot.split] / name).write_bytes(encode_jpeg(renderer.image(shot)))
         names[shot.split].append(name)
@@ -292,8 +292,8 @@ def _write_video(root: Path, spec: SyntheticSpec, shots: list[Shot], progress: b
         query_rows: list[int] = []
         track_no: dict[int, int] = {}
         total = sum(s.frames for s in split_shots)
-        bar = tqdm(total=total, desc=f"synthetic video {spec.domain} {folder}",
-                   disable=not progress, leave=False)
+        bar = progress_bar(total=total, desc=f"synthetic video {spec.domain} {folder}",
+                           disable=not progress)
         for shot in split_shots:
             track_no[shot.pid] = track_no.get(shot.pid, 0) + 1
             pid_dir = root / folder / f"{shot.pid:04d}"
