@@ -360,7 +360,7 @@ def test_own_cameras_end_to_end(synthetic_market, tmp_path):
                                    atol=1e-4)
 
 
-def test_export_without_onnx_names_the_extra(tmp_path, monkeypatch, caplog):
+def test_export_without_onnx_names_the_extra(tmp_path, monkeypatch, capsys):
     import importlib.util
 
     from reid.apps import cli as apps_cli
@@ -369,8 +369,9 @@ def test_export_without_onnx_names_the_extra(tmp_path, monkeypatch, caplog):
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "onnxruntime" else real(name, *a))
     status = apps_cli.export_main(["--output", str(tmp_path / "m"), "--format", "onnx"])
-    assert status == 1
-    assert 'pip install -e ".[export]"' in caplog.text
+    assert status == 2  # a user error: one line naming the extra, no traceback
+    err = capsys.readouterr().err
+    assert 'pip install -e ".[export]"' in err and "Traceback" not in err
     assert not (tmp_path / "m.onnx").exists()
 
 
@@ -394,7 +395,7 @@ def test_plot_curves_of_a_run(tmp_path):
     assert curves["loss_contrast"] == ([1], [2.5])
     assert plot_main([str(run)]) == 0
     assert _png_size(run / "curves.png")[0] > 0
-    assert plot_main([str(tmp_path / "empty")]) == 1
+    assert plot_main([str(tmp_path / "empty")]) == 2
 
 
 def test_test_tool_refuses_a_set_without_query(tmp_path):

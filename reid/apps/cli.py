@@ -1,6 +1,10 @@
 """Entry points of ``tools/extract.py``, ``tools/visualize.py``, ``tools/export.py`` and
-``tools/plot.py``. Each returns the process exit status: 0 on success, 1 on a handled failure
-(the reason is logged), 2 on bad arguments (argparse)."""
+``tools/plot.py`` (and the ``reid-extract`` ... console scripts).
+
+Each returns the process exit status, as ``tools/train.py`` does (:func:`reid.engine.cli.run_tool`):
+0 on success, 2 on a user error (bad input, a missing optional extra: one or two lines, no
+traceback unless ``--debug`` or ``REID_DEBUG=1``), 1 when an exported model fails its check.
+Flags may come anywhere; the remaining words are ``KEY VALUE`` config overrides."""
 from __future__ import annotations
 
 import argparse
@@ -11,23 +15,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from reid.engine.cli import make_parser, run_tool
+from reid.utils.errors import ConfigError
 from reid.utils.logging import setup_logger
 
 logger = logging.getLogger("reid.apps")
 
-_FAILURES = (FileNotFoundError, ValueError, KeyError, ImportError, RuntimeError, OSError)
 
 
 def _model_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config-file", default="", metavar="FILE",
-                        help="YAML config of the model (a run's OUTPUT_DIR/config.yaml)")
     parser.add_argument("--weights", default="", metavar="FILE",
                         help="checkpoint (OUTPUT_DIR/last.pth or best.pth; default MODEL.WEIGHTS)")
     parser.add_argument("--domain", type=int, default=-1,
                         help="DSBN branch of the checkpoint (-1: the last, SpCL's target domain)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
-    parser.add_argument("opts", nargs=argparse.REMAINDER,
-                        help="KEY VALUE config overrides, e.g. INPUT.SIZE_TEST 256 128")
 
 
 def _cfg(config_file: str, opts: Sequence[str]):
@@ -36,13 +37,13 @@ def _cfg(config_file: str, opts: Sequence[str]):
     return load_cfg(config_file or None, list(opts))
 
 
-def extract_main(argv: Sequence[str] | None = None) -> int:
+def _extract(argv: Sequence[str]) -> int:
     """``tools/extract.py``: features of images to an ``.npz`` (``features`` (N, D) float32
     L2-normalised rows, ``paths`` (N,) str)."""
     from reid.apps.extract import collect_images, extract_paths, save_features
     from reid.apps.model import load_encoder
 
-    parser = argparse.ArgumentParser(description="Extract L2-normalised re-ID features")
+    parser = make_parser("Extract L2-normalised re-ID features")
     parser.add_argument("--input", nargs="+", required=True, metavar="PATH",
                         help="folders (searched recursively), list files (.txt) or images")
     parser.add_argument("--output", required=True, metavar="FILE.npz")
@@ -51,17 +52,13 @@ def extract_main(argv: Sequence[str] | None = None) -> int:
     _model_args(parser)
     args = parser.parse_args(argv)
     setup_logger(None)
-    try:
-        cfg = _cfg(args.config_file, args.opts)
-        paths = collect_images(args.input)
-        logger.info("extracting %d images with %s", len(paths), args.weights or cfg.MODEL.WEIGHTS)
-        model = load_encoder(cfg, args.weights, args.domain, args.device)
-        feats, kept = extract_paths(cfg, model, paths, batch_size=args.batch_size,
-                                    device=args.device, flip=args.flip)
-        out = save_features(args.output, feats, kept)
-    except _FAILURES as err:
-        logger.error("%s", err)
-        return 1
+    cfg = _cfg(args.config_file, args.opts)
+    paths = collect_images(args.input)
+    logger.info("extracting %d images with %s", len(paths), args.weights or cfg.MODEL.WEIGHTS)
+    model = load_encoder(cfg, args.weights, args.domain, args.device)
+    feats, kept = extract_paths(cfg, model, paths, batch_size=args.batch_size,
+                                device=args.device, flip=args.flip)
+    out = save_features(args.output, feats, kept)
     logger.info("wrote %s: %d features of dimension %d", out, *feats.shape)
     return 0
 
@@ -90,12 +87,12 @@ def _ranked(cfg, args, out_dir: Path) -> list[dict]:
     if ds is None:
         return []
     if ds.is_video:
-        raise ValueError(f"{ds.name} is a video set: ranked lists are drawn for image sets")
+        raise ConfigError(f"{ds.name} is a video set: ranked lists are drawn for image sets")
     if args.features:
         data = np.load(args.features)
         qf, gf = torch.from_numpy(data["query"]).float(), torch.from_numpy(data["gallery"]).float()
         if len(qf) != len(ds.query) or len(gf) != len(ds.gallery):
-            raise ValueError(f"{args.features}: {len(qf)} / {len(gf)} features but {ds.name} has "
+            raise ConfigError(f"{args.features}: {len(qf)} / {len(gf)} features but {ds.name} has "
                              f"{len(ds.query)} query / {len(ds.gallery)} gallery images")
     else:
         model = load_encoder(cfg, args.weights, args.domain, args.device)
@@ -112,11 +109,11 @@ def _ranked(cfg, args, out_dir: Path) -> list[dict]:
                         worst_first=args.worst_first, seed=args.seed, thumb=tuple(args.thumb))
 
 
-def visualize_main(argv: Sequence[str] | None = None) -> int:
+def _visualize(argv: Sequence[str]) -> int:
     """``tools/visualize.py``: ranked lists and pseudo-label contact sheets, with index.html."""
     from reid.apps.visualize import contact_sheets, load_pseudo_labels, write_index
 
-    parser = argparse.ArgumentParser(description="Pictures of ranked lists and pseudo labels")
+    parser = make_parser("Pictures of ranked lists and pseudo labels")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder of the pictures")
     parser.add_argument("--run", default="", metavar="RUN_DIR",
                         help="training run: contact sheets of its last clustering "
@@ -141,38 +138,34 @@ def visualize_main(argv: Sequence[str] | None = None) -> int:
     setup_logger(None)
     out_dir = Path(args.out)
     sections = []
-    try:
-        run = Path(args.run) if args.run else None
-        if run is not None and not args.config_file and (run / "config.yaml").is_file():
-            args.config_file = str(run / "config.yaml")
-        if run is not None and not args.weights:
-            for name in ("best.pth", "last.pth"):
-                if (run / name).is_file():
-                    args.weights = str(run / name)
-                    break
-        if run is not None:
-            targets = load_pseudo_labels(run / "pseudo_labels.npz")
-            for t, item in enumerate(targets):
-                prefix = f"t{t}_" if len(targets) > 1 else ""
-                pics = contact_sheets(item["labels"], list(item["paths"]), out_dir,
-                                      true_ids=item.get("true_ids"), camids=item.get("camids"),
-                                      num_clusters=args.clusters, per_row=args.per_row,
-                                      num_outliers=args.outliers, seed=args.seed,
-                                      thumb=tuple(args.thumb), prefix=prefix)
-                sections.append((f"pseudo labels of the last clustering, target {t}", pics))
-        if not args.no_ranked and (args.config_file or args.opts):
-            cfg = _cfg(args.config_file, args.opts)
-            pics = _ranked(cfg, args, out_dir)
-            if pics:
-                order = "lowest AP first" if args.worst_first else "random queries"
-                sections.insert(0, (f"ranked lists ({order})", pics))
-        if not sections:
-            raise ValueError("nothing to draw: give --run RUN_DIR (contact sheets) and/or a "
-                             "config with a test set (ranked lists)")
-        index = write_index(out_dir, sections)
-    except _FAILURES as err:
-        logger.error("%s", err)
-        return 1
+    run = Path(args.run) if args.run else None
+    if run is not None and not args.config_file and (run / "config.yaml").is_file():
+        args.config_file = str(run / "config.yaml")
+    if run is not None and not args.weights:
+        for name in ("best.pth", "last.pth"):
+            if (run / name).is_file():
+                args.weights = str(run / name)
+                break
+    if run is not None:
+        targets = load_pseudo_labels(run / "pseudo_labels.npz")
+        for t, item in enumerate(targets):
+            prefix = f"t{t}_" if len(targets) > 1 else ""
+            pics = contact_sheets(item["labels"], list(item["paths"]), out_dir,
+                                  true_ids=item.get("true_ids"), camids=item.get("camids"),
+                                  num_clusters=args.clusters, per_row=args.per_row,
+                                  num_outliers=args.outliers, seed=args.seed,
+                                  thumb=tuple(args.thumb), prefix=prefix)
+            sections.append((f"pseudo labels of the last clustering, target {t}", pics))
+    if not args.no_ranked and (args.config_file or args.opts):
+        cfg = _cfg(args.config_file, args.opts)
+        pics = _ranked(cfg, args, out_dir)
+        if pics:
+            order = "lowest AP first" if args.worst_first else "random queries"
+            sections.insert(0, (f"ranked lists ({order})", pics))
+    if not sections:
+        raise ConfigError("nothing to draw: give --run RUN_DIR (contact sheets) and/or a "
+                         "config with a test set (ranked lists)")
+    index = write_index(out_dir, sections)
     logger.info("open %s", index)
     return 0
 
@@ -191,7 +184,7 @@ def _check_batch(cfg, images: str, size: int) -> torch.Tensor:
     return torch.randn(size, 3, h, w, generator=torch.Generator().manual_seed(0))
 
 
-def export_main(argv: Sequence[str] | None = None) -> int:
+def _export(argv: Sequence[str]) -> int:
     """``tools/export.py``: TorchScript and / or ONNX, then the max abs difference to PyTorch
     on a check batch (exit 1 when it exceeds ``--atol``)."""
     from reid.apps.export import (
@@ -203,7 +196,7 @@ def export_main(argv: Sequence[str] | None = None) -> int:
     )
     from reid.apps.model import load_encoder
 
-    parser = argparse.ArgumentParser(description="Export the encoder to TorchScript / ONNX")
+    parser = make_parser("Export the encoder to TorchScript / ONNX")
     parser.add_argument("--output", required=True, metavar="PREFIX",
                         help="writes PREFIX.pt (TorchScript) and PREFIX.onnx")
     parser.add_argument("--format", nargs="+", choices=("torchscript", "onnx"),
@@ -217,28 +210,24 @@ def export_main(argv: Sequence[str] | None = None) -> int:
     _model_args(parser)
     args = parser.parse_args(argv)
     setup_logger(None)
-    try:
-        if "onnx" in args.format:
-            require_onnx()
-        cfg = _cfg(args.config_file, args.opts)
-        model = load_encoder(cfg, args.weights, args.domain, "cpu")
-        h, w = cfg.INPUT.SIZE_TEST
-        example = torch.randn(2, 3, h, w, generator=torch.Generator().manual_seed(1))
-        batch = _check_batch(cfg, args.images, args.batch)
-        worst = 0.0
-        for fmt in args.format:
-            if fmt == "torchscript":
-                path = export_torchscript(model, example, f"{args.output}.pt")
-                diff = check_torchscript(path, model, batch)
-            else:
-                path = export_onnx(model, example, f"{args.output}.onnx", opset=args.opset)
-                diff = check_onnx(path, model, batch)
-            worst = max(worst, diff)
-            logger.info("%s: wrote %s; max abs difference to PyTorch on a batch of %d: %.3g",
-                        fmt, path, len(batch), diff)
-    except _FAILURES as err:
-        logger.error("%s", err)
-        return 1
+    if "onnx" in args.format:
+        require_onnx()
+    cfg = _cfg(args.config_file, args.opts)
+    model = load_encoder(cfg, args.weights, args.domain, "cpu")
+    h, w = cfg.INPUT.SIZE_TEST
+    example = torch.randn(2, 3, h, w, generator=torch.Generator().manual_seed(1))
+    batch = _check_batch(cfg, args.images, args.batch)
+    worst = 0.0
+    for fmt in args.format:
+        if fmt == "torchscript":
+            path = export_torchscript(model, example, f"{args.output}.pt")
+            diff = check_torchscript(path, model, batch)
+        else:
+            path = export_onnx(model, example, f"{args.output}.onnx", opset=args.opset)
+            diff = check_onnx(path, model, batch)
+        worst = max(worst, diff)
+        logger.info("%s: wrote %s; max abs difference to PyTorch on a batch of %d: %.3g",
+                    fmt, path, len(batch), diff)
     if worst > args.atol:
         logger.error("exported features differ from PyTorch by %.3g > --atol %.3g", worst,
                      args.atol)
@@ -246,20 +235,40 @@ def export_main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def plot_main(argv: Sequence[str] | None = None) -> int:
+def _plot(argv: Sequence[str]) -> int:
     """``tools/plot.py RUN_DIR``: PNG of mAP, clusters, un-clustered images and loss."""
     from reid.apps.plot import plot_run
 
-    parser = argparse.ArgumentParser(description="Training curves of a run folder")
+    parser = make_parser("Training curves of a run folder", config=False)
     parser.add_argument("run_dir", help="OUTPUT_DIR of a training run")
     parser.add_argument("--out", default=None, metavar="FILE.png",
                         help="default RUN_DIR/curves.png")
     args = parser.parse_args(argv)
     setup_logger(None)
-    try:
-        path = plot_run(args.run_dir, args.out)
-    except _FAILURES as err:
-        logger.error("%s", err)
-        return 1
+    path = plot_run(args.run_dir, args.out)
     logger.info("wrote %s", path)
     return 0
+
+
+def extract_main(argv: Sequence[str] | None = None) -> int:
+    """``tools/extract.py`` / ``reid-extract``: features of images to an ``.npz``; returns the
+    exit status."""
+    return run_tool(_extract, argv)
+
+
+def visualize_main(argv: Sequence[str] | None = None) -> int:
+    """``tools/visualize.py`` / ``reid-visualize``: ranked lists and contact sheets; returns the
+    exit status."""
+    return run_tool(_visualize, argv)
+
+
+def export_main(argv: Sequence[str] | None = None) -> int:
+    """``tools/export.py`` / ``reid-export``: TorchScript / ONNX with a check against PyTorch;
+    returns the exit status (1 when the check fails)."""
+    return run_tool(_export, argv)
+
+
+def plot_main(argv: Sequence[str] | None = None) -> int:
+    """``tools/plot.py`` / ``reid-plot``: training curves of a run folder; returns the exit
+    status."""
+    return run_tool(_plot, argv)

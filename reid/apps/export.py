@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from reid.utils.errors import MissingExtraError
+
 logger = logging.getLogger(__name__)
 
 EXPORT_EXTRA = 'pip install -e ".[export]"'
@@ -49,7 +51,7 @@ def require_onnx() -> None:
     """Raise ImportError naming the install command when onnx / onnxruntime are missing."""
     missing = [m for m in ("onnx", "onnxruntime") if not _importable(m)]
     if missing:
-        raise ImportError(f"ONNX export needs {' and '.join(missing)}: {EXPORT_EXTRA}")
+        raise MissingExtraError(f"ONNX export needs {' and '.join(missing)}: {EXPORT_EXTRA}")
 
 
 def _importable(module: str) -> bool:

@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from reid.utils.errors import DatasetError
+
 logger = logging.getLogger(__name__)
 
 
@@ -43,15 +45,15 @@ def collect_images(inputs: Sequence[str | os.PathLike]) -> list[str]:
                 img = Path(line).expanduser()
                 img = img if img.is_absolute() else path.parent / img
                 if not img.is_file():
-                    raise FileNotFoundError(f"{path} lists {img}, which does not exist")
+                    raise DatasetError(f"{path} lists {img}, which does not exist")
                 out.append(str(img))
         elif path.is_file():
             out.append(str(path))
         else:
-            raise FileNotFoundError(f"no such file or folder: {path}")
+            raise DatasetError(f"no such file or folder: {path}")
     out = list(dict.fromkeys(out))
     if not out:
-        raise ValueError(f"no image found in {', '.join(map(str, inputs))}")
+        raise DatasetError(f"no image found in {', '.join(map(str, inputs))}")
     return out
 
 
@@ -79,7 +81,7 @@ def extract_paths(cfg, model: nn.Module, paths: Sequence[str], *, batch_size: in
 
     kept = [str(p) for p in drop_unreadable([Path(p) for p in paths], "extract")]
     if not kept:
-        raise ValueError("every image is unreadable")
+        raise DatasetError("every image is unreadable")
     loader = make_test_loader([(p, -1, -1) for p in kept], is_video=False,
                               transform=build_transform_from_cfg(cfg, is_train=False),
                               batch_size=batch_size, num_workers=num_workers)

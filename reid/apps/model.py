@@ -7,6 +7,8 @@ import os
 import torch
 from torch import nn
 
+from reid.utils.errors import ConfigError
+
 logger = logging.getLogger(__name__)
 
 
@@ -36,7 +38,7 @@ def load_encoder(cfg, weights: str | os.PathLike | None = None, domain: int = -1
 
     weights = weights or cfg.MODEL.WEIGHTS
     if not weights:
-        raise ValueError("no checkpoint: pass --weights (e.g. OUTPUT_DIR/last.pth) or set "
+        raise ConfigError("no checkpoint: pass --weights (e.g. OUTPUT_DIR/last.pth) or set "
                          "MODEL.WEIGHTS")
     model = build_model(cfg, num_classes=0, num_domains=1)
     load_pretrained(model, weights, dsbn_domain=domain, skip_mismatched=True)

@@ -13,6 +13,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from reid.utils.errors import DatasetError, MissingExtraError
+
 logger = logging.getLogger(__name__)
 
 PLOT_EXTRA = 'pip install -e ".[plot]"'
@@ -42,7 +44,7 @@ def run_curves(run_dir: str | os.PathLike) -> dict[str, tuple[list[float], list[
     labels = read_jsonl(run / "labels.jsonl")
     train = read_jsonl(run / "train.jsonl")
     if not (metrics or labels or train):
-        raise FileNotFoundError(f"{run} has no metrics.jsonl, labels.jsonl or train.jsonl")
+        raise DatasetError(f"{run} has no metrics.jsonl, labels.jsonl or train.jsonl")
     curves: dict[str, tuple[list[float], list[float]]] = {}
     ev = [m for m in metrics if "mAP" in m]
     curves["target mAP (%)"] = ([m["epoch"] + 1 for m in ev], [100 * m["mAP"] for m in ev])
@@ -71,7 +73,7 @@ def plot_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError as err:
-        raise ImportError(f"tools/plot.py needs matplotlib: {PLOT_EXTRA}") from err
+        raise MissingExtraError(f"tools/plot.py needs matplotlib: {PLOT_EXTRA}") from err
     curves = run_curves(run_dir)
     n = len(curves)
     cols = 2

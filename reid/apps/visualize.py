@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from reid.utils.errors import DatasetError
+
 logger = logging.getLogger(__name__)
 
 BORDER = 4  # pixels of the coloured frame around a thumbnail
@@ -304,5 +306,5 @@ def load_pseudo_labels(path: str | os.PathLike) -> list[dict[str, np.ndarray]]:
         out.append(item)
         t += 1
     if not out:
-        raise ValueError(f"{path} holds no pseudo labels (expected arrays labels_0, paths_0)")
+        raise DatasetError(f"{path} holds no pseudo labels (expected arrays labels_0, paths_0)")
     return out

@@ -47,16 +47,22 @@ class _Parser(argparse.ArgumentParser):
         return ns
 
 
-def _parser(description: str) -> argparse.ArgumentParser:
+def make_parser(description: str, config: bool = True) -> argparse.ArgumentParser:
+    """The parser of every tool: flags anywhere, the other words ``KEY VALUE`` overrides
+    (``args.opts``), ``--debug``, and (``config``) ``--config-file``."""
     parser = _Parser(description=description, allow_abbrev=False,
                      epilog="KEY VALUE overrides, e.g. SOLVER.MAX_EPOCHS 10 (every key: "
                             "reid/config/defaults.py). Flags may come anywhere. Exit status: 0 "
                             "success, 2 user error (config, dataset, checkpoint, device), 130 "
                             "interrupted, 1 anything else.")
-    parser.add_argument("--config-file", default="", metavar="FILE", help="YAML config file")
+    if config:
+        parser.add_argument("--config-file", default="", metavar="FILE", help="YAML config file")
     parser.add_argument("--debug", action="store_true",
                         help=f"show the traceback of user errors too (or set {DEBUG_ENV}=1)")
     return parser
+
+
+_parser = make_parser
 
 
 def _setup(cfg, config_file: str) -> torch.device:
@@ -247,14 +253,14 @@ def _evaluate_saved(cfg, dataset) -> dict[str, Any]:
     )
 
 
-def _run_tool(fn: Callable[[Sequence[str]], Any], argv: Sequence[str] | None) -> int:
-    """Run ``fn(argv)`` as a command: 0 on success, 2 on a :class:`UserError` (one or two
-    lines, no traceback unless ``--debug`` or ``REID_DEBUG=1``), 130 on Ctrl-C; any other
-    exception propagates (traceback, status 1)."""
+def run_tool(fn: Callable[[Sequence[str]], Any], argv: Sequence[str] | None) -> int:
+    """Run ``fn(argv)`` as a command: its status if it returns an int, else 0; 2 on a
+    :class:`UserError` (one or two lines, no traceback unless ``--debug`` or ``REID_DEBUG=1``),
+    130 on Ctrl-C; any other exception propagates (traceback, status 1)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get(DEBUG_ENV, "") not in ("", "0")
     try:
-        fn(argv)
+        status = fn(argv)
     except UserError as err:
         if debug:
             traceback.print_exc()
@@ -268,16 +274,16 @@ def _run_tool(fn: Callable[[Sequence[str]], Any], argv: Sequence[str] | None) ->
             traceback.print_exc()
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    return 0
+    return status if isinstance(status, int) and not isinstance(status, bool) else 0
 
 
 def main_train(argv: Sequence[str] | None = None) -> int:
     """``reid-train`` / ``tools/train.py``: :func:`train_main` as a command; returns the exit
     status (0 success, 2 user error, 130 interrupted)."""
-    return _run_tool(train_main, argv)
+    return run_tool(train_main, argv)
 
 
 def main_test(argv: Sequence[str] | None = None) -> int:
     """``reid-test`` / ``tools/test.py``: :func:`test_main` as a command; returns the exit
     status (0 success, 2 user error, 130 interrupted)."""
-    return _run_tool(test_main, argv)
+    return run_tool(test_main, argv)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 __all__ = [
     "CheckpointError", "CheckpointNotFoundError", "CheckpointReadError", "ConfigError",
-    "ConfigKeyError", "DatasetError", "DeviceError", "TrainingDivergedError", "UserError",
+    "ConfigKeyError", "DatasetError", "DeviceError", "MissingExtraError", "TrainingDivergedError",
+    "UserError",
 ]
 
 
@@ -43,6 +44,10 @@ class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
 
 class CheckpointReadError(CheckpointError, RuntimeError):
     """A file that cannot be read as a checkpoint (truncated, not a torch file...)."""
+
+
+class MissingExtraError(UserError, ImportError):
+    """An optional dependency is not installed (the message names the ``pip install`` extra)."""
 
 
 class DeviceError(UserError, RuntimeError):
