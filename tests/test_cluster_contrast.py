@@ -136,6 +136,11 @@ def test_memory_module_init_forward_update_and_state():
 
 
 # ----------------------------------------------------------------------------- runner
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("data"))
+
+
 def _args(root, out, *extra):
     from test_engine import TINY
 
@@ -152,10 +157,11 @@ def _runner(root, out, *extra):
 
 
 @pytest.mark.parametrize("mode", ["mean", "hard"])
-def test_label_step_rebuilds_the_memory_and_batches_skip_unclustered_images(tmp_path, mode):
+def test_label_step_rebuilds_the_memory_and_batches_skip_unclustered_images(data_root, tmp_path,
+                                                                             mode):
     from reid.engine.cluster_contrast import ClusterContrastRunner
 
-    runner = _runner(str(tmp_path / "data"), tmp_path / "out", "MEMORY.CC_UPDATE", mode)
+    runner = _runner(data_root, tmp_path / "out", "MEMORY.CC_UPDATE", mode)
     assert isinstance(runner, ClusterContrastRunner)
     assert runner.cluster_memory.mode == mode and runner.cluster_memory.momentum == 0.1
     runner.before_train()
@@ -197,11 +203,11 @@ def test_label_step_rebuilds_the_memory_and_batches_skip_unclustered_images(tmp_
         runner.optimizer.zero_grad()
 
 
-def test_resume_equals_uninterrupted_run(tmp_path):
+def test_resume_equals_uninterrupted_run(data_root, tmp_path):
     from test_engine import train_full_and_resumed
 
-    root = str(tmp_path / "data")
-    full, split = train_full_and_resumed(lambda out, *extra: _args(root, out, *extra), tmp_path)
+    full, split = train_full_and_resumed(lambda out, *extra: _args(data_root, out, *extra),
+                                         tmp_path)
     for run in (full, split):
         labels = run["method"]["labels"]["labels"]
         assert labels.shape == (len(labels),) and (labels >= 0).any()
@@ -218,13 +224,13 @@ def test_resume_equals_uninterrupted_run(tmp_path):
     (["MODEL.CAMERA_BN", "True"], "MODEL.CAMERA_BN"),
     (["DATALOADER.TARGET_BALANCED", "False"], "DATALOADER.TARGET_BALANCED True"),
     (["CLUSTER.FEATURES", "memory"], "CLUSTER.FEATURES extract"),
-    (["MEMORY.CC_UPDATE", "median"], "update mode"),
+    (["MEMORY.CC_UPDATE", "median"], "MEMORY.CC_UPDATE in \\('mean', 'hard'\\), got 'median'"),
 ])
-def test_configuration_errors(tmp_path, extra, match):
+def test_configuration_errors(data_root, tmp_path, extra, match):
     from reid.engine import cli
 
     with pytest.raises(ValueError, match=match):
-        cli.train_main(_args(str(tmp_path / "data"), tmp_path / "out", *extra))
+        cli.train_main(_args(data_root, tmp_path / "out", *extra))
     assert not (tmp_path / "out" / "last.pth").exists()
 
 
@@ -243,3 +249,31 @@ def test_demo_beats_the_initial_model(tmp_path):
     assert first["epoch"] == -1 and last["epoch"] == 3
     assert last["mAP"] >= first["mAP"] + 0.05, (first["mAP"], last["mAP"])
     assert last["ari"] > 0.05
+
+
+@pytest.mark.slow
+def test_torchrun_keeps_the_cluster_memory_identical_on_every_rank(data_root, tmp_path):
+    """Two ranks (Gloo, CPU): the update gathers both ranks' batches, so the memory stays the
+    same everywhere (the checkpoint's cross-rank check raises otherwise)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from test_engine import TINY
+
+    from reid.utils.checkpoint import load_checkpoint
+
+    repo = Path(__file__).resolve().parents[1]
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           str(repo / "tools" / "train.py"), "--config-file",
+           str(repo / "configs" / "demo" / "usl_synthetic_cc.yaml"), *TINY,
+           "DATASETS.ROOT", data_root, "OUTPUT_DIR", str(out),
+           "SOLVER.MAX_EPOCHS", "1", "TEST.EVAL_PERIOD", "5"]
+    path = os.pathsep.join(p for p in (str(repo), os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}  # this checkout's reid
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    state = load_checkpoint(out / "last.pth")
+    assert state["epoch"] == 1 and state["method"]["memory"]["features"].shape[0] > 0

@@ -329,6 +329,7 @@ def build_cluster_contrast_runner(cfg, device: torch.device, writer: Any = None)
     batches over the clusters, a cluster memory (``MEMORY.*``)."""
     from reid.engine.cluster_contrast import ClusterContrastRunner
     from reid.memory import ClusterMemory
+    from reid.memory.cluster import UPDATE_MODES
 
     problems = []
     if cfg.DATASETS.SOURCE or len(cfg.DATASETS.TARGET) != 1:
@@ -342,6 +343,8 @@ def build_cluster_contrast_runner(cfg, device: torch.device, writer: Any = None)
                         "un-clustered images not sampled)")
     if cfg.CLUSTER.FEATURES != "extract":
         problems.append("CLUSTER.FEATURES extract (it keeps no per-image memory to cluster)")
+    if cfg.MEMORY.CC_UPDATE not in UPDATE_MODES:
+        problems.append(f"MEMORY.CC_UPDATE in {UPDATE_MODES}, got {cfg.MEMORY.CC_UPDATE!r}")
     if problems:
         raise ValueError("SOLVER.METHOD cluster_contrast needs " + "; ".join(problems))
     if cfg.CLUSTER.SELF_PACED:

@@ -26,6 +26,7 @@ from torch import nn
 
 from reid.engine.spcl import SpCLRunner
 from reid.memory.cluster import ClusterMemory
+from reid.utils.distributed import broadcast_tensor
 
 logger = logging.getLogger(__name__)
 
@@ -138,6 +139,7 @@ class ClusterContrastRunner(SpCLRunner):
                                "nothing to train on (raise CLUSTER.EPS or lower "
                                "CLUSTER.MIN_SAMPLES)")
         self.cluster_memory.init_centroids(self.memory.take_features().to(self.device), labels)
+        broadcast_tensor(self.cluster_memory.features)  # DDP: rank 0's extraction everywhere
         logger.info("epoch %d: cluster memory of %d clusters", epoch,
                     self.cluster_memory.num_clusters)
         return stats
