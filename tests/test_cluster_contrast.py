@@ -236,8 +236,9 @@ def test_configuration_errors(data_root, tmp_path, extra, match):
 
 @pytest.mark.slow
 def test_demo_beats_the_initial_model(tmp_path):
-    """``configs/demo/usl_synthetic_cc.yaml`` shortened to 4 epochs, evaluated before and
-    after. Measured (seeds 1 / 2): see the module docstring of test_demo_learning.py."""
+    """``configs/demo/usl_synthetic_cc.yaml`` (as ``tools/train.py`` runs it) shortened to 4
+    epochs, evaluated before and after. Measured with these arguments: seed 1 13.4% -> 24.1% mAP
+    (rank-1 26.3 -> 33.7%), seed 2 11.8% -> 26.7% (21.3 -> 36.3%)."""
     from reid.engine import cli
 
     out = tmp_path / "cc"
@@ -248,7 +249,7 @@ def test_demo_beats_the_initial_model(tmp_path):
     first, last = lines[0], lines[-1]
     assert first["epoch"] == -1 and last["epoch"] == 3
     assert last["mAP"] >= first["mAP"] + 0.05, (first["mAP"], last["mAP"])
-    assert last["ari"] > 0.05
+    assert last["rank1"] >= first["rank1"] + 0.03, (first["rank1"], last["rank1"])
 
 
 @pytest.mark.slow
