@@ -351,9 +351,9 @@ def build_cluster_contrast_runner(cfg, device: torch.device, writer: Any = None)
         logger.warning("cluster_contrast with CLUSTER.SELF_PACED True: the published method "
                        "uses plain DBSCAN clusters (configs/cluster_contrast set it False)")
     parts = _memory_method_parts(cfg, device, writer)
-    memory = ClusterMemory(parts.pop("memory").num_features, temperature=cfg.MEMORY.TEMPERATURE,
+    del parts["memory"], parts["refresh_memory"]  # SpCL's instance memory is not used
+    memory = ClusterMemory(parts["model"].feat_dim, temperature=cfg.MEMORY.TEMPERATURE,
                            momentum=cfg.MEMORY.MOMENTUM, mode=cfg.MEMORY.CC_UPDATE)
-    parts.pop("refresh_memory")
     return ClusterContrastRunner(cluster_memory=memory, **parts)
 
 
