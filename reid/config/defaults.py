@@ -115,7 +115,7 @@ _C.SOLVER.LABEL_SMOOTHING = 0.1  # label smoothing of the supervised cross-entro
 _C.SOLVER.TRIPLET_MARGIN = 0.3  # margin of the batch-hard triplet loss; 0 = soft margin
 _C.SOLVER.TRIPLET_WEIGHT = 1.0  # weight of the triplet loss in supervised training
 _C.SOLVER.TRIPLET_NORM_FEAT = False  # L2-normalise features before the triplet distances
-_C.SOLVER.METHOD = "spcl"  # training method (runner): "spcl", "cap" (camera-aware proxies) or "supervised"
+_C.SOLVER.METHOD = "spcl"  # training method (runner): "spcl", "cap" (camera-aware proxies), "cluster_contrast" or "supervised"
 
 # ---------------------------------------------------------------------------------------
 _C.CLUSTER = CN()
@@ -144,6 +144,7 @@ _C.MEMORY.TEMPERATURE = 0.05  # temperature of the unified contrastive loss
 _C.MEMORY.LOSS_REDUCTION = "domain_sum"  # unified loss of a UDA batch: domain_sum (sum over domains of each domain's batch mean, SpCL's L_s + L_t) | mean (mean over the joint batch, half of it for one source + one target); same for USL
 _C.MEMORY.SOFTMAX_EPS = 0.0  # the released SpCL code's 1e-6 inside the softmax normaliser and the log (0: exact log-softmax; 1e-6: as released)
 _C.MEMORY.REFRESH = False  # with CLUSTER.FEATURES extract: target rows replaced by the fresh extraction each epoch
+_C.MEMORY.CC_UPDATE = "mean"  # cluster_contrast memory update (MOMENTUM / TEMPERATURE above apply too): "mean" (every sample, in batch order) or "hard" (per cluster, its least similar batch member)
 
 # ---------------------------------------------------------------------------------------
 # Camera-aware proxies (SOLVER.METHOD "cap"; Wang et al., AAAI 2021)

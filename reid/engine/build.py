@@ -383,6 +383,40 @@ def build_cap_runner(cfg, device: torch.device, writer: Any = None) -> BaseRunne
                      **_memory_method_parts(cfg, device, writer))
 
 
+@RUNNER_REGISTRY.register("cluster_contrast")
+def build_cluster_contrast_runner(cfg, device: torch.device, writer: Any = None) -> BaseRunner:
+    """Cluster Contrast (USL): one DATASETS.TARGET, clusters re-extracted every epoch, P x K
+    batches over the clusters, a cluster memory (``MEMORY.*``)."""
+    from reid.engine.cluster_contrast import ClusterContrastRunner
+    from reid.memory import ClusterMemory
+    from reid.memory.cluster import UPDATE_MODES
+
+    problems = []
+    if cfg.DATASETS.SOURCE or len(cfg.DATASETS.TARGET) != 1:
+        problems.append("exactly one DATASETS.TARGET and no DATASETS.SOURCE (it is unsupervised "
+                        "and has one softmax over one domain's clusters; SOLVER.METHOD spcl or "
+                        "cap adapt from a source)")
+    if cfg.MODEL.DSBN.NUM_DOMAINS > 1 or cfg.MODEL.CAMERA_BN:
+        problems.append("a single BN branch (MODEL.DSBN.NUM_DOMAINS <= 1, MODEL.CAMERA_BN False)")
+    if not cfg.DATALOADER.TARGET_BALANCED:
+        problems.append("DATALOADER.TARGET_BALANCED True (P clusters x K images per batch, "
+                        "un-clustered images not sampled)")
+    if cfg.CLUSTER.FEATURES != "extract":
+        problems.append("CLUSTER.FEATURES extract (it keeps no per-image memory to cluster)")
+    if cfg.MEMORY.CC_UPDATE not in UPDATE_MODES:
+        problems.append(f"MEMORY.CC_UPDATE in {UPDATE_MODES}, got {cfg.MEMORY.CC_UPDATE!r}")
+    if problems:
+        raise ValueError("SOLVER.METHOD cluster_contrast needs " + "; ".join(problems))
+    if cfg.CLUSTER.SELF_PACED:
+        logger.warning("cluster_contrast with CLUSTER.SELF_PACED True: the published method "
+                       "uses plain DBSCAN clusters (configs/cluster_contrast set it False)")
+    parts = _memory_method_parts(cfg, device, writer)
+    del parts["memory"], parts["refresh_memory"]  # SpCL's instance memory is not used
+    memory = ClusterMemory(parts["model"].feat_dim, temperature=cfg.MEMORY.TEMPERATURE,
+                           momentum=cfg.MEMORY.MOMENTUM, mode=cfg.MEMORY.CC_UPDATE)
+    return ClusterContrastRunner(cluster_memory=memory, **parts)
+
+
 @RUNNER_REGISTRY.register("supervised")
 def build_supervised_runner(cfg, device: torch.device, writer: Any = None) -> BaseRunner:
     """Cross-entropy + triplet on the labelled DATASETS.SOURCE sets (combined, one BN)."""

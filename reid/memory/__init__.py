@@ -1,4 +1,7 @@
-"""SpCL hybrid memory: source centroids, target instance features, unified contrastive loss."""
+"""Memories of the clustering methods: SpCL's hybrid memory (source centroids, target
+instances, unified contrastive loss) and Cluster Contrast's cluster memory."""
+from reid.memory.cluster import ClusterMemory, cluster_contrast_loss, update_centroids
 from reid.memory.hybrid import HybridMemory, build_hybrid_memory, class_centroids
 
-__all__ = ["HybridMemory", "build_hybrid_memory", "class_centroids"]
+__all__ = ["ClusterMemory", "HybridMemory", "build_hybrid_memory", "class_centroids",
+           "cluster_contrast_loss", "update_centroids"]
