@@ -222,7 +222,7 @@ def test_resume_equals_uninterrupted_run(data_root, tmp_path):
      "exactly one DATASETS.TARGET"),
     (["MODEL.DSBN.NUM_DOMAINS", "2"], "MODEL.DSBN.NUM_DOMAINS"),
     (["MODEL.CAMERA_BN", "True"], "MODEL.CAMERA_BN"),
-    (["DATALOADER.TARGET_BALANCED", "False"], "DATALOADER.TARGET_BALANCED True"),
+    (["DATALOADER.SAMPLER", "random"], "DATALOADER.SAMPLER pk"),
     (["CLUSTER.FEATURES", "memory"], "CLUSTER.FEATURES extract"),
     (["MEMORY.CC_UPDATE", "median"], "MEMORY.CC_UPDATE in \\('mean', 'hard'\\), got 'median'"),
 ])

@@ -398,15 +398,15 @@ def build_cluster_contrast_runner(cfg, device: torch.device, writer: Any = None)
                         "cap adapt from a source)")
     if cfg.MODEL.DSBN.NUM_DOMAINS > 1 or cfg.MODEL.CAMERA_BN:
         problems.append("a single BN branch (MODEL.DSBN.NUM_DOMAINS <= 1, MODEL.CAMERA_BN False)")
-    if not cfg.DATALOADER.TARGET_BALANCED:
-        problems.append("DATALOADER.TARGET_BALANCED True (P clusters x K images per batch, "
-                        "un-clustered images not sampled)")
+    if cfg.DATALOADER.SAMPLER != "pk":
+        problems.append("DATALOADER.SAMPLER pk (P clusters x K images per batch, un-clustered "
+                        "images not sampled)")
     if cfg.CLUSTER.FEATURES != "extract":
         problems.append("CLUSTER.FEATURES extract (it keeps no per-image memory to cluster)")
     if cfg.MEMORY.CC_UPDATE not in UPDATE_MODES:
         problems.append(f"MEMORY.CC_UPDATE in {UPDATE_MODES}, got {cfg.MEMORY.CC_UPDATE!r}")
     if problems:
-        raise ValueError("SOLVER.METHOD cluster_contrast needs " + "; ".join(problems))
+        raise ConfigError("SOLVER.METHOD cluster_contrast needs " + "; ".join(problems))
     if cfg.CLUSTER.SELF_PACED:
         logger.warning("cluster_contrast with CLUSTER.SELF_PACED True: the published method "
                        "uses plain DBSCAN clusters (configs/cluster_contrast set it False)")

@@ -107,7 +107,7 @@ class ClusterContrastRunner(SpCLRunner):
         cluster_memory: the :class:`reid.memory.ClusterMemory` (temperature, momentum, mode).
         **kwargs: the arguments of :class:`SpCLRunner` except ``memory`` (an
             :class:`EpochTargets` is made here). ``cluster_on`` must be "extract" and
-            ``balanced_targets`` True (the method's P x K batches over clusters; the target
+            ``target_sampler`` "pk" (the method's P x K batches over clusters; the target
             loader needs a :class:`reid.data.samplers.RandomIdentitySampler` with
             ``ignore_negative``); ``refresh_memory`` is implied. No source domain, one target.
     """
@@ -120,9 +120,9 @@ class ClusterContrastRunner(SpCLRunner):
         if kwargs.get("cluster_on", "extract") != "extract":
             raise ValueError("Cluster Contrast clusters a fresh extraction every epoch: "
                              "cluster_on must be 'extract'")
-        if not kwargs.get("balanced_targets", False):
-            raise ValueError("Cluster Contrast samples P clusters x K images: balanced_targets "
-                             "must be True")
+        if kwargs.get("target_sampler") != "pk":
+            raise ValueError("Cluster Contrast samples P clusters x K images: target_sampler "
+                             "must be 'pk'")
         kwargs.update(cluster_on="extract", refresh_memory=True)
         num_instances = len(kwargs["target_true_ids"][0])
         super().__init__(memory=EpochTargets(num_instances), **kwargs)
