@@ -359,7 +359,11 @@ class BaseRunner:
                                  "ema": self.ema.state_dict() if self.ema is not None else {}},
                                 "the training state")
         if is_main_process():
-            save_checkpoint(self.state_dict(), path)
+            try:
+                save_checkpoint(self.state_dict(), path)
+            except KeyboardInterrupt:  # held until the checkpoint was complete
+                self.saved_epoch = self.epoch
+                raise
         self.saved_epoch = self.epoch
 
     def load(self, path: str | Path) -> None:
