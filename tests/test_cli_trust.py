@@ -148,6 +148,11 @@ def test_entry_points_return_exit_statuses(data_root, tmp_path, capsys):
     assert rc == 0 and "mAP" not in err
     assert json.loads((tmp_path / "t" / "eval.json").read_text())["mAP"] == pytest.approx(
         load_checkpoint(tmp_path / "ok" / "best.pth")["mAP"], abs=1e-6)
+    # resuming with another model than the run's is a user error too, naming the checkpoint
+    assert cli.main_train(_usl(data_root, tmp_path / "ok", "--resume", "MODEL.EMBED_DIM", "8",
+                               "SOLVER.MAX_EPOCHS", "2")) == 2
+    assert f"error: cannot resume from {tmp_path / 'ok' / 'last.pth'}: it holds another model" \
+        in capsys.readouterr().err
     assert cli.main_test(["--config-file", str(tmp_path / "missing.yaml")]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: config file not found: {tmp_path / 'missing.yaml'}\n")

@@ -28,7 +28,7 @@ from reid.utils.distributed import (
     wrap_ddp,
 )
 from reid.utils.env import get_rng_state, set_rng_state
-from reid.utils.errors import TrainingDivergedError
+from reid.utils.errors import CheckpointError, TrainingDivergedError
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +113,7 @@ class BaseRunner:
         self.saved_epoch = 0  # epochs held by the last checkpoint written or loaded
         self.suspect: list[str] = []  # reasons to doubt the result (run summary)
         self.collapse_streak: dict[str, int] = {}  # consecutive collapsed clusterings per set
+        self._iteration = (0, 0)  # (epoch, iteration) of the current step, for error messages
 
     # ----------------------------------------------------------------- method hooks
     def update_labels(self, epoch: int) -> dict[str, float]:
@@ -219,7 +220,7 @@ class BaseRunner:
 
     def diverged(self, what: str) -> None:
         """Raise :class:`NonFiniteLossError` for a non-finite ``what`` at the current step."""
-        epoch, it = getattr(self, "_iteration", (self.epoch, 0))
+        epoch, it = self._iteration
         lr = self.optimizer.param_groups[0]["lr"]
         last = self.output_dir / "last.pth"
         kept = (f"the last good checkpoint {last} is kept (after epoch {self.saved_epoch})"
@@ -244,12 +245,11 @@ class BaseRunner:
         if self.history:
             first, last = self.history[0], self.history[-1]
             best = max(self.history, key=lambda h: h["mAP"] if math.isfinite(h["mAP"]) else -1)
+            where = "initial model" if best["epoch"] < 0 else f"epoch {best['epoch'] + 1}"
             lines.append((logging.INFO, (
                 f"summary: initial mAP {100 * first['mAP']:.1f}%, last {100 * last['mAP']:.1f}% "
                 f"(epoch {last['epoch'] + 1}, {self.output_dir / 'last.pth'}), best "
-                f"{100 * best['mAP']:.1f}% ({'initial model' if best['epoch'] < 0 else 'epoch '}"
-                f"{'' if best['epoch'] < 0 else best['epoch'] + 1}, "
-                f"{self.output_dir / 'best.pth'})")))
+                f"{100 * best['mAP']:.1f}% ({where}, {self.output_dir / 'best.pth'})")))
             if trained and last["mAP"] < SUSPECT_DROP * first["mAP"]:
                 reason = (f"the last mAP {100 * last['mAP']:.1f}% is far below the initial "
                           f"model's {100 * first['mAP']:.1f}% (diverging? lower SOLVER.BASE_LR)")
@@ -368,7 +368,13 @@ class BaseRunner:
 
     def load(self, path: str | Path) -> None:
         state = load_checkpoint(path, map_location="cpu")
-        self.model.load_state_dict(state["model"])
+        try:
+            self.model.load_state_dict(state["model"])
+        except RuntimeError as err:
+            raise CheckpointError(
+                f"cannot resume from {path}: it holds another model than the config builds "
+                f"({' '.join(str(err).split())[:400]}); resume with the config the run "
+                "started with, or start a new run in another OUTPUT_DIR") from None
         if self.ema is not None:
             if "ema" not in state:
                 raise ValueError(f"{path} has no mean-teacher state, but MODEL.EMA_MOMENTUM is "
