@@ -70,9 +70,10 @@ def _setup(cfg, config_file: str) -> torch.device:
         " (NUM_THREADS)" if cfg.NUM_THREADS > 0 else " (torch's default; set NUM_THREADS)")
     diff = cfg_diff(cfg)
     changed = "\n".join(f"  {k}: {v!r}" for k, v in diff.items()) or "  (none)"
-    logger.info("config %s on %s, world size %d, %s; full config in %s; keys that differ "
-                "from the defaults:\n%s", config_file or "(defaults)", device, get_world_size(),
-                threads, Path(cfg.OUTPUT_DIR) / "config.yaml", changed)
+    logger.info("config %s on %s, world size %d", config_file or "(defaults)", device,
+                get_world_size())
+    logger.info("%s; full config in %s; keys that differ from the defaults:\n%s", threads,
+                Path(cfg.OUTPUT_DIR) / "config.yaml", changed)
     return device
 
 
