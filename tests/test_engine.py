@@ -132,7 +132,7 @@ def test_video_usl_runs_through_trainer_and_test_tool(data_root, tmp_path):
     train = build_dataset_from_cfg(cfg, "synthetic_video_a").train
     assert {v.shape[0] for v in memory.values() if v.ndim == 2} == {len(train)}  # per tracklet
     res = cli.test_main([*video, "OUTPUT_DIR", str(tmp_path / "video_test"),
-                         "MODEL.WEIGHTS", str(out / "best.pth")])
+                         "MODEL.WEIGHTS", str(out / "last.pth")])
     assert res["mAP"] == pytest.approx(lines[-1]["mAP"], abs=1e-6)
 
 
@@ -144,7 +144,7 @@ def test_training_starts_from_model_weights(data_root, tmp_path):
     _train_supervised(data_root, sup, "synthetic_person_b", "SOLVER.MAX_EPOCHS", "1")
     uda = tmp_path / "uda"
     cli.train_main([*_args(data_root, uda, "SOLVER.MAX_EPOCHS", "1"),
-                    "MODEL.WEIGHTS", str(sup / "best.pth")])
+                    "MODEL.WEIGHTS", str(sup / "last.pth")])
 
     def first_and_last(run):
         lines = (tmp_path / run / "metrics.jsonl").read_text().splitlines()

@@ -49,7 +49,6 @@ def check_groups_present(groups: Sequence[Sequence[int]],
                          f"clustered set ({have}); camera ids are 0-based")
 
 
-
 def camera_group_index(camids: Sequence[int] | np.ndarray, groups: Sequence[Sequence[int]]
                        ) -> np.ndarray:
     """(N,) group index of every sample from its camera id.

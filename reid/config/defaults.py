@@ -12,7 +12,7 @@ _C.OUTPUT_DIR = "logs/default"  # where config.yaml, checkpoints, metrics and Te
 _C.SEED = 1  # global seed of python, numpy and torch
 _C.DEVICE = "auto"  # "auto" (cuda if available), "cpu", "cuda" or "cuda:N"
 _C.DETERMINISTIC = False  # torch deterministic algorithms (slower, bit-reproducible on CPU)
-_C.NUM_THREADS = 0  # CPU threads of torch (torch.set_num_threads) in the main process; each data worker uses 1; 0 = torch's default (all cores, oversubscribes a shared machine)
+_C.NUM_THREADS = 0  # CPU threads of torch (torch.set_num_threads), numba and faiss in the main process, logged at start; each data worker uses 1; 0 = the libraries' defaults (all cores: oversubscribes a shared machine)
 
 # ---------------------------------------------------------------------------------------
 _C.MODEL = CN()

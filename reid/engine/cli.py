@@ -72,15 +72,34 @@ def _setup(cfg, config_file: str) -> torch.device:
     if cfg.NUM_THREADS < 0:
         raise ConfigError(f"NUM_THREADS must be >= 0 (0 = torch's default), got {cfg.NUM_THREADS}")
     if cfg.NUM_THREADS > 0:
-        torch.set_num_threads(cfg.NUM_THREADS)
+        _set_threads(cfg.NUM_THREADS)
     threads = f"{torch.get_num_threads()} CPU threads" + (
         " (NUM_THREADS)" if cfg.NUM_THREADS > 0 else " (torch's default; set NUM_THREADS)")
     diff = cfg_diff(cfg)
     changed = "\n".join(f"  {k}: {v!r}" for k, v in diff.items()) or "  (none)"
-    logger.info("config %s on %s, world size %d, %s; full config in %s; keys that differ "
-                "from the defaults:\n%s", config_file or "(defaults)", device, get_world_size(),
-                threads, Path(cfg.OUTPUT_DIR) / "config.yaml", changed)
+    logger.info("config %s on %s, world size %d", config_file or "(defaults)", device,
+                get_world_size())
+    logger.info("%s; full config in %s; keys that differ from the defaults:\n%s", threads,
+                Path(cfg.OUTPUT_DIR) / "config.yaml", changed)
     return device
+
+
+def _set_threads(num: int) -> None:
+    """``num`` CPU threads for torch and for the clustering's numba and faiss kernels (data
+    workers run one torch thread each, PyTorch's default)."""
+    torch.set_num_threads(num)
+    try:
+        import numba
+
+        numba.set_num_threads(min(num, numba.config.NUMBA_NUM_THREADS))
+    except ImportError:  # pragma: no cover - numba is a dependency
+        pass
+    try:
+        import faiss
+
+        faiss.omp_set_num_threads(num)
+    except ImportError:  # pragma: no cover - faiss is optional at run time
+        pass
 
 
 def _writer(output_dir: str) -> Any:

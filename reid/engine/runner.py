@@ -27,10 +27,14 @@ from reid.utils.distributed import (
     wrap_ddp,
 )
 from reid.utils.env import get_rng_state, set_rng_state
-from reid.utils.errors import TrainingDivergedError
+from reid.utils.errors import CheckpointError, TrainingDivergedError
 from reid.utils.progress import progress
 
 logger = logging.getLogger(__name__)
+
+# the run summary calls a result suspect when its last mAP is below this fraction of the initial
+# model's (a short run may dip a little before it learns; a diverged one loses most of it)
+SUSPECT_DROP = 0.75
 
 
 class NonFiniteLossError(TrainingDivergedError):
@@ -110,6 +114,7 @@ class BaseRunner:
         self.saved_epoch = 0  # epochs held by the last checkpoint written or loaded
         self.suspect: list[str] = []  # reasons to doubt the result (run summary)
         self.collapse_streak: dict[str, int] = {}  # consecutive collapsed clusterings per set
+        self._iteration = (0, 0)  # (epoch, iteration) of the current step, for error messages
 
     # ----------------------------------------------------------------- method hooks
     def update_labels(self, epoch: int) -> dict[str, float]:
@@ -144,9 +149,8 @@ class BaseRunner:
         last = self.output_dir / "last.pth"
         if resume and last.is_file():
             self.load(last)
-            logger.info("resumed from %s at epoch %d: weights, optimizer, schedule and method "
-                        "state of that checkpoint (initial weights not read again)", last,
-                        self.epoch)
+            logger.info("resumed from %s at epoch %d: its weights, optimizer, schedule and "
+                        "method state replace the initial weights", last, self.epoch)
         else:
             if resume:
                 logger.warning("--resume given but %s does not exist: starting a new run", last)
@@ -223,7 +227,7 @@ class BaseRunner:
 
     def diverged(self, what: str) -> None:
         """Raise :class:`NonFiniteLossError` for a non-finite ``what`` at the current step."""
-        epoch, it = getattr(self, "_iteration", (self.epoch, 0))
+        epoch, it = self._iteration
         lr = self.optimizer.param_groups[0]["lr"]
         last = self.output_dir / "last.pth"
         kept = (f"the last good checkpoint {last} is kept (after epoch {self.saved_epoch})"
@@ -248,15 +252,14 @@ class BaseRunner:
         if self.history:
             first, last = self.history[0], self.history[-1]
             best = max(self.history, key=lambda h: h["mAP"] if math.isfinite(h["mAP"]) else -1)
+            where = "initial model" if best["epoch"] < 0 else f"epoch {best['epoch'] + 1}"
             lines.append((logging.INFO, (
                 f"summary: initial mAP {100 * first['mAP']:.1f}%, last {100 * last['mAP']:.1f}% "
                 f"(epoch {last['epoch'] + 1}, {self.output_dir / 'last.pth'}), best "
-                f"{100 * best['mAP']:.1f}% ({'initial model' if best['epoch'] < 0 else 'epoch '}"
-                f"{'' if best['epoch'] < 0 else best['epoch'] + 1}, "
-                f"{self.output_dir / 'best.pth'})")))
-            if trained and last["mAP"] < first["mAP"]:
-                reason = (f"the last mAP {100 * last['mAP']:.1f}% is below the initial model's "
-                          f"{100 * first['mAP']:.1f}% (diverging? lower SOLVER.BASE_LR)")
+                f"{100 * best['mAP']:.1f}% ({where}, {self.output_dir / 'best.pth'})")))
+            if trained and last["mAP"] < SUSPECT_DROP * first["mAP"]:
+                reason = (f"the last mAP {100 * last['mAP']:.1f}% is far below the initial "
+                          f"model's {100 * first['mAP']:.1f}% (diverging? lower SOLVER.BASE_LR)")
                 if reason not in self.suspect:
                     self.suspect.append(reason)
         if self.suspect:
@@ -363,12 +366,22 @@ class BaseRunner:
                                  "ema": self.ema.state_dict() if self.ema is not None else {}},
                                 "the training state")
         if is_main_process():
-            save_checkpoint(self.state_dict(), path)
+            try:
+                save_checkpoint(self.state_dict(), path)
+            except KeyboardInterrupt:  # held until the checkpoint was complete
+                self.saved_epoch = self.epoch
+                raise
         self.saved_epoch = self.epoch
 
     def load(self, path: str | Path) -> None:
         state = load_checkpoint(path, map_location="cpu")
-        self.model.load_state_dict(state["model"])
+        try:
+            self.model.load_state_dict(state["model"])
+        except RuntimeError as err:
+            raise CheckpointError(
+                f"cannot resume from {path}: it holds another model than the config builds "
+                f"({' '.join(str(err).split())[:400]}); resume with the config the run "
+                "started with, or start a new run in another OUTPUT_DIR") from None
         if self.ema is not None:
             if "ema" not in state:
                 raise ValueError(f"{path} has no mean-teacher state, but MODEL.EMA_MOMENTUM is "

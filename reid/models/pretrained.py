@@ -102,8 +102,8 @@ def _map_keys(ckpt: Mapping[str, Tensor], model_keys: set[str],
     for plain, branches in collapse.items():
         domains = sorted(branches)
         if not -len(domains) <= dsbn_domain < len(domains):
-            raise CheckpointError(f"dsbn_domain {dsbn_domain} out of range: the checkpoint has "
-                             f"{len(domains)} BN branches for {plain}")
+            raise CheckpointError(f"dsbn_domain {dsbn_domain} out of range: the checkpoint "
+                                  f"has {len(domains)} BN branches for {plain}")
         src = branches[domains[dsbn_domain]]
         out[plain] = ckpt[src]
         used.update(branches.values())
@@ -176,7 +176,8 @@ def load_pretrained(model: nn.Module, path: str | os.PathLike, *, dsbn_domain: i
         :class:`LoadReport` with the loaded, missing and unexpected key names.
 
     Raises:
-        FileNotFoundError: ``path`` does not exist (nothing is downloaded).
+        CheckpointNotFoundError: (a ``FileNotFoundError``) ``path`` does not exist (nothing is
+            downloaded).
         CheckpointError: (a ``ValueError``) the checkpoint does not fit: tensors missing from
             it, tensors the model does not have, or tensors whose shape differs (all listed;
             unless ``partial``); or no checkpoint key matches the model at all.

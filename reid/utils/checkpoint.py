@@ -5,8 +5,12 @@ until the new one is complete.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,16 +21,39 @@ from reid.utils.errors import CheckpointNotFoundError, CheckpointReadError
 logger = logging.getLogger(__name__)
 
 
+@contextlib.contextmanager
+def sigint_deferred() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) until the block is done, then raise ``KeyboardInterrupt``.
+
+    Used around checkpoint writes: an interrupt inside ``torch.save`` would otherwise surface
+    as a ``RuntimeError`` of its zip writer, and the checkpoint would not be complete. Outside
+    the main thread (where handlers cannot be set) the block runs unprotected.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received and previous is not signal.SIG_IGN:
+        raise KeyboardInterrupt
+
+
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
-    """Save ``state`` with ``torch.save`` atomically (temporary file + ``os.replace``)."""
+    """Save ``state`` with ``torch.save`` atomically (temporary file + ``os.replace``); a
+    Ctrl-C meanwhile is raised once the file is complete (:func:`sigint_deferred`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        torch.save(state, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    with sigint_deferred():
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
     return path
 
 
