@@ -125,6 +125,7 @@ def _cbn_args(root, out, *extra):
     return ["--config-file", "configs/demo/usl_synthetic.yaml", *TINY, "SOLVER.METHOD", "cap",
             "DATASETS.ROOT", root, "OUTPUT_DIR", str(out), "TEST.EVAL_PERIOD", "2",
             "MODEL.CAMERA_BN", "True", "TEST.CAMERA_BN", "True", "DATALOADER.CAMERA_CHUNK", "4",
+            "DATALOADER.SAMPLER", "random",
             *extra]
 
 

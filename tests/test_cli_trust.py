@@ -20,21 +20,14 @@ import numpy as np
 import pytest
 import scipy.io
 import torch
+from test_engine import TINY as ENGINE_TINY
 
 from reid.engine import cli
 from reid.utils.checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 
-TINY = [
-    "MODEL.ARCH", "resnet18", "INPUT.SIZE_TRAIN", "[32, 16]", "INPUT.SIZE_TEST", "[32, 16]",
-    "INPUT.PADDING", "2", "DATASETS.SYNTHETIC.IDS", "12", "DATASETS.SYNTHETIC.CAMS", "2",
-    "DATASETS.SYNTHETIC.SIZE", "[64, 32]", "DATALOADER.NUM_WORKERS", "0",
-    "DATALOADER.NUM_INSTANCES", "2", "SOLVER.IMS_PER_BATCH", "8", "SOLVER.ITERS", "2",
-    "SOLVER.WARMUP_EPOCHS", "0", "SOLVER.AMP", "False", "TEST.IMS_PER_BATCH", "64",
-    "CLUSTER.K1", "6", "CLUSTER.K2", "2", "CLUSTER.MIN_SAMPLES", "2", "DEVICE", "cpu",
-    "NUM_THREADS", "1",
-]
+TINY = [*ENGINE_TINY, "NUM_THREADS", "1"]
 USL = "configs/demo/usl_synthetic.yaml"
 
 
