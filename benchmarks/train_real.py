@@ -290,35 +290,31 @@ def ratios(found: dict[str, dict[str, Any]]) -> list[str]:
 
 
 def plot(found: dict[str, dict[str, Any]], path: Path) -> None:
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("[train_real] matplotlib not installed: no plot")
-        return
+    """Target mAP and clusters per epoch of every USL / UDA run with per-epoch records, drawn by
+    ``tools/plot.py``'s :func:`reid.apps.plot.plot_runs` (runs saved as final numbers only are
+    left out and named in the title)."""
+    from reid.apps.plot import curves_from_records, plot_runs
+    from reid.utils.errors import MissingExtraError
+
     runs = {n: r for n, r in found.items() if r["kind"] in ("usl", "uda")}
-    if not runs:
-        return
     partial = [n for n, r in runs.items() if r.get("summary_only")]
-    if partial:
-        print(f"[train_real] no per-epoch curves of {partial}: {path} left as it is")
-        return
-    fig, (ax_map, ax_cl) = plt.subplots(1, 2, figsize=(10, 4))
+    curves = {}
     for name, r in runs.items():
-        pts = [(m["epoch"] + 1, 100 * target_metrics(m, r["target"])["mAP"]) for m in r["metrics"]]
-        ax_map.plot(*zip(*pts, strict=True), marker="o", label=name)
-        cl = [(lab["epoch"], lab["num_clusters"]) for lab in r["labels"] if "num_clusters" in lab]
-        if cl:
-            ax_cl.plot(*zip(*cl, strict=True), marker=".", label=name)
-    ax_map.set(xlabel="epoch", ylabel="target mAP (%)", title="target mAP")
-    ax_cl.set(xlabel="epoch", ylabel="clusters", title="pseudo-label clusters")
-    for ax in (ax_map, ax_cl):
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
+        if name in partial:
+            continue
+        metrics = [{"epoch": m["epoch"], "mAP": target_metrics(m, r["target"])["mAP"]}
+                   for m in r["metrics"]]
+        curves[name] = curves_from_records(metrics, r["labels"], [])
+    if not curves:
+        return
+    title = "USL / UDA runs with per-epoch records"
+    if partial:
+        title += f" ({len(partial)} runs saved as final numbers only: see RESULTS.md)"
+    try:
+        plot_runs(curves, path, title=title, dpi=80, panels=["target mAP (%)", "clusters"])
+    except MissingExtraError as err:
+        print(f"[train_real] {err}: no plot")
+        return
     print(f"[train_real] wrote {path}")
 
 

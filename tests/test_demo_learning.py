@@ -3,9 +3,9 @@
 CI-sized runs of ``configs/demo/usl_synthetic.yaml`` and ``uda_synthetic.yaml`` (the generated
 synthetic person domains, ResNet-18 from random initialisation at 64x32), shortened to 10 epochs
 and evaluated only before and after training. Both use SpCL's released cross-camera sampler.
-Measured on the 2-core development machine: USL 10.9% -> 20.6% mAP on domain A (8 images per
-cluster and min_samples 2; with the released 4 and 4: 13.2%), and the camera-aware proxy
-variant (``usl_synthetic_cap.yaml``, uniform random batches) 10.9% -> 25.6%.
+Measured on the 2-core development machine: USL 10.9% -> 17.3% mAP on domain A (ARI 0.09; 8
+images per cluster; with the released 4: 13.2%), and the camera-aware proxy variant
+(``usl_synthetic_cap.yaml``, uniform random batches) 10.9% -> 25.6%.
 Without camera-centred clustering the USL run stays at the initial mAP. The video demo
 (``configs/video/usl_synthetic_video.yaml``) is checked the same way.
 """

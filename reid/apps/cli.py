@@ -236,16 +236,20 @@ def _export(argv: Sequence[str]) -> int:
 
 
 def _plot(argv: Sequence[str]) -> int:
-    """``tools/plot.py RUN_DIR``: PNG of mAP, clusters, un-clustered images and loss."""
-    from reid.apps.plot import plot_run
+    """``tools/plot.py RUN_DIR [RUN_DIR ...]``: PNG of mAP, clusters, un-clustered images and
+    loss; several runs are overlaid in one figure (a line per run)."""
+    from reid.apps.plot import plot_run, plot_runs, run_curves
 
-    parser = make_parser("Training curves of a run folder", config=False)
-    parser.add_argument("run_dir", help="OUTPUT_DIR of a training run")
+    parser = make_parser("Training curves of run folders", config=False)
+    parser.add_argument("run_dir", nargs="+", help="OUTPUT_DIR of a training run")
     parser.add_argument("--out", default=None, metavar="FILE.png",
-                        help="default RUN_DIR/curves.png")
+                        help="default RUN_DIR/curves.png (one run), curves.png (several)")
     args = parser.parse_args(argv)
     setup_logger(None)
-    path = plot_run(args.run_dir, args.out)
+    if len(args.run_dir) == 1:
+        path = plot_run(args.run_dir[0], args.out)
+    else:
+        path = plot_runs({d: run_curves(d) for d in args.run_dir}, args.out or "curves.png")
     logger.info("wrote %s", path)
     return 0
 
