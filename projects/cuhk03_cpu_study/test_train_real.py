@@ -1,4 +1,4 @@
-"""The real-data report of benchmarks/train_real.py on hand-written logs (no training)."""
+"""The study's report (``train_real.py`` beside this file) on hand-written logs (no training)."""
 from __future__ import annotations
 
 import importlib.util
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "train_real.py"
+SCRIPT = Path(__file__).resolve().parent / "train_real.py"
 
 
 @pytest.fixture(scope="module")
@@ -47,11 +47,11 @@ def test_report_rows_and_acceptance_ratios(train_real, tmp_path):
                                     _line(19, cuhk03_detected=0.12)],
            [{"epoch": 0, "num_clusters": 100, "num_outliers": 50, "nmi": 0.5, "ari": 0.1},
             {"epoch": 19, "num_clusters": 300, "num_outliers": 20, "nmi": 0.8, "ari": 0.4}], 3600)
-    _write(tmp_path, "uda_cuhk03_cuhk01", [_line(-1, cuhk01=0.03), _line(19, cuhk01=0.33)],
+    _write(tmp_path, "uda_cuhk03_cuhk01_cap", [_line(-1, cuhk01=0.03), _line(19, cuhk01=0.33)],
            [{"epoch": 19, "num_clusters": 250, "num_outliers": 10, "nmi": 0.9, "ari": 0.5}], 3000)
     found = train_real.collect(tmp_path)
     assert set(found) == {"supervised_cuhk03", "supervised_cuhk01", "usl_cuhk03",
-                          "uda_cuhk03_cuhk01"}
+                          "uda_cuhk03_cuhk01_cap"}
     text = train_real.report(found)
     # 0.12 / 0.20 = 0.60 < 0.70; (0.33 - 0.22) / (0.42 - 0.22) = 0.55 >= 0.50
     assert "USL CUHK03 (usl_cuhk03) / supervised CUHK03: 0.60 (target 0.70): missed" in text
@@ -120,9 +120,17 @@ def test_saved_results_keep_runs_whose_logs_are_gone(train_real, tmp_path):
 
 
 def test_saved_results_reproduce_the_committed_report(train_real, monkeypatch):
-    """docs/RESULTS.md is exactly the report of docs/results.json (no logs needed)."""
+    """RESULTS.md is exactly the report of results.json (no logs needed)."""
     monkeypatch.setattr(train_real.platform, "processor", lambda: "")
     monkeypatch.setattr(train_real.platform, "machine", lambda: "x86_64")  # the writing machine
-    root = SCRIPT.parents[1]
-    found = train_real.collect(root / "no-logs-here", root / "docs" / "results.json")
-    assert train_real.report(found) == (root / "docs" / "RESULTS.md").read_text(encoding="utf-8")
+    found = train_real.collect(SCRIPT.parent / "no-logs-here", SCRIPT.parent / "results.json")
+    assert train_real.report(found) == (SCRIPT.parent / "RESULTS.md").read_text(encoding="utf-8")
+
+
+def test_every_run_writes_where_the_report_reads(train_real):
+    """Each run's config (with its overrides) has OUTPUT_DIR logs/real/<name>."""
+    from reid.config import load_cfg
+
+    for name, (config, _, _) in train_real.RUNS.items():
+        cfg = load_cfg(str(train_real.ROOT / config), train_real.OVERRIDES.get(name, []))
+        assert cfg.OUTPUT_DIR == f"logs/real/{name}", (name, cfg.OUTPUT_DIR)

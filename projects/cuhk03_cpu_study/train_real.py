@@ -1,28 +1,29 @@
-"""Real-data results on CUHK03 / CUHK01 from the ImageNet MobileNetV2 trunk (not run in CI).
+"""The CUHK03 / CUHK01 CPU study: every run of the experiment log, its report and plot.
 
-Runs the configs of ``configs/real/`` one after another with ``tools/train.py`` (a user's
-command, in a subprocess), records each run's wall time, and writes ``docs/RESULTS.md``: one
-row per run with its command, wall time, mAP / mINP / rank-1/5/10 of the last evaluation, the
-pseudo-label statistics of the last epoch (clusters, un-clustered, NMI / ARI against the true
-ids) for USL / UDA, the initial-model rows (the ImageNet trunk before any training) and the
-acceptance ratios (USL / supervised upper bound; share of the direct-transfer gap UDA closes).
-A plot of target mAP and the number of clusters per epoch for the USL / UDA runs is written to
-``docs/real_curves.png`` when matplotlib is installed.
+Runs the study's configs (this project's ``configs/`` and the product's ``configs/real/``) one
+after another with ``tools/train.py`` (a user's command, in a subprocess, in resumable segments of
+at most ``--max-minutes``), records each run's wall time, and writes this project's
+``RESULTS.md``: one row per run with its command, wall time, mAP / mINP / rank-1/5/10 of the last
+evaluation, the pseudo-label statistics of the last epoch (clusters, un-clustered, NMI / ARI
+against the true ids) for USL / UDA, the initial-model rows (the ImageNet trunk before any
+training) and the acceptance ratios of the study (USL / supervised upper bound; share of the
+direct-transfer gap UDA closes). A plot of target mAP and the number of clusters per epoch is
+written to ``real_curves.png`` when matplotlib is installed. The product's method comparison
+is ``benchmarks/method_table.py`` (``docs/RESULTS.md``).
 
-``logs/`` is not committed, so every finished run is also kept in ``docs/results.json`` (its
+``logs/`` is not committed, so every finished run is also kept in ``results.json`` (its
 metrics.jsonl / labels.jsonl lines and wall time): the report of a checkout holds the runs of
 earlier machines, and a run found under ``logs/`` replaces its saved entry. Entries marked
-``summary_only`` were recovered from an earlier RESULTS.md table (final numbers only, no
-per-epoch curve); while one exists the plot is left as it is.
+``summary_only`` were recovered from an earlier table (final numbers only, no per-epoch curve).
 
-    python benchmarks/train_real.py                       # every run (a few hours on 2 cores)
-    python benchmarks/train_real.py --runs usl_cuhk03     # some runs; the others are reused
-    python benchmarks/train_real.py --report-only         # rebuild docs/RESULTS.md
-    python benchmarks/train_real.py --report-only --camera-bn   # + each checkpoint evaluated
-                                                          # with TEST.CAMERA_BN flipped
+    python projects/cuhk03_cpu_study/train_real.py                    # every run not yet done
+    python projects/cuhk03_cpu_study/train_real.py --runs usl_cuhk03_cap_pb
+    python projects/cuhk03_cpu_study/train_real.py --report-only      # rebuild RESULTS.md
+    python projects/cuhk03_cpu_study/train_real.py --report-only --camera-bn  # + each checkpoint
+                                                   # evaluated with TEST.CAMERA_BN flipped
 
 Needs ``../shared/data`` (cuhk03_detected, cuhk01) and ``../shared/weights`` (see their
-READMEs); paths are those of ``configs/real/Base-real.yaml``, relative to the repository root.
+READMEs); run from anywhere, paths are relative to the repository root.
 """
 from __future__ import annotations
 
@@ -31,31 +32,35 @@ import json
 import platform
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from reid.evaluation.runs import collect_runs, pct, target_metrics, train_in_segments
 
-# name -> (config, kind, target test set); kinds: sup (supervised), usl, uda
+PROJECT = Path(__file__).resolve().parent
+ROOT = PROJECT.parents[1]
+CONFIGS = PROJECT.relative_to(ROOT) / "configs"
+
+# name -> (config, kind, target test set); kinds: sup (supervised), usl, uda. Each config's
+# OUTPUT_DIR is logs/real/<name> (tests/test_cuhk03_study.py checks it).
 RUNS: dict[str, tuple[str, str, str]] = {
     "supervised_cuhk03": ("configs/real/supervised_cuhk03.yaml", "sup", "cuhk03_detected"),
     "supervised_cuhk01": ("configs/real/supervised_cuhk01.yaml", "sup", "cuhk01"),
     "usl_cuhk03_random": ("configs/real/usl_cuhk03.yaml", "usl", "cuhk03_detected"),
     "usl_cuhk03": ("configs/real/usl_cuhk03.yaml", "usl", "cuhk03_detected"),
-    "usl_cuhk03_cap": ("configs/real/usl_cuhk03_cap.yaml", "usl", "cuhk03_detected"),
-    "usl_cuhk03_cap_pb": ("configs/real/usl_cuhk03_cap_pb.yaml", "usl", "cuhk03_detected"),
-    "usl_cuhk03_cap_pairs": ("configs/real/usl_cuhk03_cap_pairs.yaml", "usl", "cuhk03_detected"),
-    "usl_cuhk03_cap_pairs_ema": ("configs/real/usl_cuhk03_cap_pairs_ema.yaml", "usl",
+    "usl_cuhk03_cap_40ep": (f"{CONFIGS}/usl_cuhk03_cap_40ep.yaml", "usl", "cuhk03_detected"),
+    "usl_cuhk03_cap_pb": (f"{CONFIGS}/usl_cuhk03_cap_pb.yaml", "usl", "cuhk03_detected"),
+    "usl_cuhk03_cap_pairs": (f"{CONFIGS}/usl_cuhk03_cap_pairs.yaml", "usl", "cuhk03_detected"),
+    "usl_cuhk03_cap_pairs_ema": (f"{CONFIGS}/usl_cuhk03_cap_pairs_ema.yaml", "usl",
                                  "cuhk03_detected"),
-    "usl_cuhk03_cap_pairs_skip": ("configs/real/usl_cuhk03_cap_pairs_skip.yaml", "usl",
+    "usl_cuhk03_cap_pairs_skip": (f"{CONFIGS}/usl_cuhk03_cap_pairs_skip.yaml", "usl",
                                   "cuhk03_detected"),
-    "usl_cuhk03_cap_pairs_ca": ("configs/real/usl_cuhk03_cap_pairs_ca.yaml", "usl",
+    "usl_cuhk03_cap_pairs_ca": (f"{CONFIGS}/usl_cuhk03_cap_pairs_ca.yaml", "usl",
                                 "cuhk03_detected"),
-    "usl_cuhk03_cap_pb_ca": ("configs/real/usl_cuhk03_cap_pb_ca.yaml", "usl", "cuhk03_detected"),
-    "uda_cuhk03_cuhk01": ("configs/real/uda_cuhk03_cuhk01.yaml", "uda", "cuhk01"),
+    "usl_cuhk03_cap_pb_ca": (f"{CONFIGS}/usl_cuhk03_cap_pb_ca.yaml", "usl", "cuhk03_detected"),
+    "uda_cuhk03_cuhk01_cap": ("configs/real/uda_cuhk03_cuhk01_cap.yaml", "uda", "cuhk01"),
     "usl_cuhk01": ("configs/real/usl_cuhk01.yaml", "usl", "cuhk01"),
-    "uda_cuhk01_cuhk03": ("configs/real/uda_cuhk01_cuhk03.yaml", "uda", "cuhk03_detected"),
+    "uda_cuhk01_cuhk03": (f"{CONFIGS}/uda_cuhk01_cuhk03.yaml", "uda", "cuhk03_detected"),
 }
 
 
@@ -67,7 +72,7 @@ OVERRIDES: dict[str, list[str]] = {
 }
 
 LOGS = ROOT / "logs" / "real"
-SNAPSHOT = ROOT / "docs" / "results.json"
+SNAPSHOT = PROJECT / "results.json"
 
 
 def output_dir(name: str, logs: Path = LOGS) -> Path:
@@ -79,27 +84,13 @@ def command(name: str) -> str:
                      *OVERRIDES.get(name, [])])
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    return [json.loads(ln) for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
-
-
-def run(name: str) -> None:
-    """Train one config from scratch and record its wall time in ``wall_time.json``."""
-    out = output_dir(name)
-    out.mkdir(parents=True, exist_ok=True)
+def run(name: str, max_minutes: float | None = None) -> bool:
+    """Train one run (or its next segment); True when it has finished."""
     print(f"[train_real] {name}: {command(name)}", flush=True)
-    start = time.perf_counter()
-    with open(out / "stdout.txt", "w", encoding="utf-8") as log:
-        proc = subprocess.run(command(name).split(), cwd=ROOT, stdout=log,
-                              stderr=subprocess.STDOUT, check=False)
-    wall = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"[train_real] {name} failed (exit {proc.returncode}); see "
-                         f"{out / 'stdout.txt'}")
-    (out / "wall_time.json").write_text(json.dumps({"seconds": wall}), encoding="utf-8")
-    print(f"[train_real] {name}: done in {wall / 60:.1f} min", flush=True)
+    done = train_in_segments(command(name).split(), output_dir(name), ROOT, max_minutes)
+    print(f"[train_real] {name}: {'finished' if done else 'stopped at the limit; run again'}",
+          flush=True)
+    return done
 
 
 def camera_bn_setting(name: str) -> bool:
@@ -133,51 +124,21 @@ def evaluate_camera_bn(name: str) -> None:
         raise SystemExit(f"[train_real] {name} camera-BN evaluation failed:\n{proc.stderr[-2000:]}")
 
 
-def pct(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:.1f}"
-
-
-def target_metrics(line: dict[str, Any], dataset: str) -> dict[str, float | None]:
-    """The metrics of ``dataset`` in a metrics.jsonl line (None where the log lacks one)."""
-    keys = ("mAP", "mINP", "rank1", "rank5", "rank10")
-    if f"{dataset}/mAP" not in line:
-        return {k: line.get(k) for k in keys}
-    first = line[f"{dataset}/mAP"] == line.get("mAP")  # the first test set: top-level keys
-    # older logs hold only mAP and rank-1 per dataset
-    return {k: line.get(f"{dataset}/{k}", line.get(k) if first else None) for k in keys}
-
-
 def collect(logs: Path = LOGS, snapshot: Path | None = None) -> dict[str, dict[str, Any]]:
-    """Per finished run (in ``RUNS`` order): its evaluations, label stats per epoch and wall
-    time, from ``logs`` or else from the saved entries of ``snapshot`` (a results.json)."""
-    saved = (json.loads(snapshot.read_text(encoding="utf-8"))
-             if snapshot is not None and snapshot.is_file() else {})
-    found: dict[str, dict[str, Any]] = {}
-    for name, (_, kind, target) in RUNS.items():
-        out = output_dir(name, logs)
-        metrics, wall = read_jsonl(out / "metrics.jsonl"), out / "wall_time.json"
-        if not metrics or not wall.is_file():
-            if name in saved:
-                found[name] = saved[name]
-            continue
-        flipped = {}
-        for setting in ("on", "off"):
-            eval_json = out / f"camera_bn_{setting}" / "eval.json"
-            if eval_json.is_file():
-                flipped[setting] = json.loads(eval_json.read_text(encoding="utf-8"))
-        found[name] = {
-            "kind": kind, "target": target, "metrics": metrics, "camera_bn_flipped": flipped,
-            "labels": read_jsonl(out / "labels.jsonl"),
-            "minutes": json.loads(wall.read_text(encoding="utf-8"))["seconds"] / 60,
-        }
-    return found
+    """Per finished run (in ``RUNS`` order): its record from ``logs`` or else from the saved
+    entries of ``snapshot`` (a results.json); see :func:`reid.evaluation.runs.collect_runs`."""
+    return collect_runs({n: (output_dir(n, logs), kind, target)
+                         for n, (_, kind, target) in RUNS.items()}, snapshot)
 
 
 def report(found: dict[str, dict[str, Any]]) -> str:
     lines = [
-        "# Real-data results (CUHK03 detected, CUHK01)",
+        "# CUHK03 / CUHK01 CPU study: every run",
         "",
-        "Written by `python benchmarks/train_real.py` (do not edit by hand). ImageNet MobileNetV2",
+        "Written by `python projects/cuhk03_cpu_study/train_real.py` (do not edit by hand).",
+        "The product's method comparison (same budget per column, no dataset-specific prior) is",
+        "[docs/RESULTS.md](../../docs/RESULTS.md); this is the study's experiment log. ImageNet",
+        "MobileNetV2",
         "trunk from `../shared/weights`, 128x64 input, split rule of `../shared/data/README.md`,",
         f"CPU only ({platform.processor() or platform.machine()}, 2 cores), torch threads default.",
         "Metrics in % on the target's test set (last evaluation of the run); wall time includes",
@@ -219,8 +180,8 @@ def report(found: dict[str, dict[str, Any]]) -> str:
     lines += camera_bn_table(found)
     lines += ["", "## Acceptance ratios", ""]
     lines += ratios(found)
-    lines += ["", "What was tried where a target is missed: [REAL_NOTES.md](REAL_NOTES.md)."]
-    if (ROOT / "docs" / "real_curves.png").is_file():
+    lines += ["", "What was tried where a target is missed: [NOTES.md](NOTES.md)."]
+    if (PROJECT / "real_curves.png").is_file():
         lines += ["", "![target mAP and clusters per epoch](real_curves.png)"]
     return "\n".join(lines) + "\n"
 
@@ -274,7 +235,7 @@ def ratios(found: dict[str, dict[str, Any]]) -> list[str]:
                      if camera_groups(name) else "")
             out.append(f"- USL CUHK03 ({name}{prior}) / supervised CUHK03: {usl / sup:.2f} "
                        f"(target 0.70): {'met' if usl / sup >= 0.7 else 'missed'}")
-    for uda, src, tgt in (("uda_cuhk03_cuhk01", "cuhk03", "cuhk01"),
+    for uda, src, tgt in (("uda_cuhk03_cuhk01_cap", "cuhk03", "cuhk01"),
                           ("uda_cuhk01_cuhk03", "cuhk01", "cuhk03")):
         tgt_ds = "cuhk03_detected" if tgt == "cuhk03" else tgt
         u = final_map(found, uda, tgt_ds)
@@ -322,6 +283,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", nargs="*", choices=list(RUNS), default=None,
                         help="runs to (re)train; default: every run without a finished log")
+    parser.add_argument("--max-minutes", type=float, default=None,
+                        help="stop each run after this many minutes; run again to resume it")
     parser.add_argument("--report-only", action="store_true", help="only rebuild the report")
     parser.add_argument("--camera-bn", action="store_true",
                         help="also evaluate every finished run with TEST.CAMERA_BN flipped "
@@ -334,18 +297,18 @@ def main(argv: list[str] | None = None) -> None:
         todo = args.runs if args.runs is not None else [
             n for n in RUNS if not (output_dir(n) / "wall_time.json").is_file()]
         for name in todo:
-            run(name)
+            if not run(name, args.max_minutes):
+                break
     if args.camera_bn:
         for name in collect():
             flipped = "off" if camera_bn_setting(name) else "on"
             if not (output_dir(name) / f"camera_bn_{flipped}" / "eval.json").is_file():
                 evaluate_camera_bn(name)
     found = collect(snapshot=SNAPSHOT)
-    (ROOT / "docs").mkdir(exist_ok=True)
     SNAPSHOT.write_text(json.dumps(found, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    plot(found, ROOT / "docs" / "real_curves.png")
+    plot(found, PROJECT / "real_curves.png")
     text = report(found)
-    (ROOT / "docs" / "RESULTS.md").write_text(text, encoding="utf-8")
+    (PROJECT / "RESULTS.md").write_text(text, encoding="utf-8")
     print(text)
 
 

@@ -1,0 +1,133 @@
+"""Records of finished training runs, for the scripts that tabulate them.
+
+A run of ``tools/train.py`` leaves ``metrics.jsonl`` (one line per evaluation, the first one the
+initial model), ``labels.jsonl`` (one line of pseudo-label statistics per epoch) and, once the
+driver saw it finish, ``wall_time.json`` (``{"seconds": ...}``, summed over its segments). This
+module reads them into plain dicts, keeps them in a JSON snapshot (``logs/`` is not
+committed, so a report can be rebuilt on another checkout), and trains a config in resumable
+segments of bounded length. ``benchmarks/method_table.py`` and the projects' drivers use it.
+
+Example::
+
+    record = run_record(Path("logs/real/usl_cuhk03"), kind="usl", target="cuhk03_detected")
+    final = target_metrics(record["metrics"][-1], "cuhk03_detected")["mAP"]
+"""
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["collect_runs", "pct", "read_jsonl", "run_record", "target_metrics",
+           "train_in_segments"]
+
+METRIC_KEYS = ("mAP", "mINP", "rank1", "rank5", "rank10")
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The JSON lines of ``path`` ([] when it does not exist)."""
+    if not path.is_file():
+        return []
+    return [json.loads(ln) for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+
+
+def pct(x: float | None) -> str:
+    """A fraction as a percentage with one decimal ("-" for None)."""
+    return "-" if x is None else f"{100 * x:.1f}"
+
+
+def target_metrics(line: Mapping[str, Any], dataset: str) -> dict[str, float | None]:
+    """The metrics (fractions) of ``dataset`` in one metrics.jsonl line, None where the line
+    lacks one. The first test set's metrics are also the line's top-level keys; older logs hold
+    only mAP and rank-1 per dataset."""
+    if f"{dataset}/mAP" not in line:
+        return {k: line.get(k) for k in METRIC_KEYS}
+    first = line[f"{dataset}/mAP"] == line.get("mAP")
+    return {k: line.get(f"{dataset}/{k}", line.get(k) if first else None) for k in METRIC_KEYS}
+
+
+def run_record(out: Path, kind: str, target: str) -> dict[str, Any] | None:
+    """The record of the finished run in ``out`` (None when it has no evaluation or no
+    ``wall_time.json``, i.e. it did not finish): ``kind`` and ``target`` as given, ``metrics``
+    and ``labels`` (the JSON lines), ``minutes`` (wall time) and ``camera_bn_flipped``
+    (``{"on"|"off": eval.json}`` of ``out/camera_bn_<setting>/``, the checkpoint evaluated with
+    the other ``TEST.CAMERA_BN`` setting, where present)."""
+    metrics, wall = read_jsonl(out / "metrics.jsonl"), out / "wall_time.json"
+    if not metrics or not wall.is_file():
+        return None
+    flipped = {}
+    for setting in ("on", "off"):
+        eval_json = out / f"camera_bn_{setting}" / "eval.json"
+        if eval_json.is_file():
+            flipped[setting] = json.loads(eval_json.read_text(encoding="utf-8"))
+    return {
+        "kind": kind, "target": target, "metrics": metrics, "camera_bn_flipped": flipped,
+        "labels": read_jsonl(out / "labels.jsonl"),
+        "minutes": json.loads(wall.read_text(encoding="utf-8"))["seconds"] / 60,
+    }
+
+
+def collect_runs(runs: Mapping[str, tuple[Path, str, str]], snapshot: Path | None = None
+                 ) -> dict[str, dict[str, Any]]:
+    """Per finished run, in the order of ``runs`` (``name -> (output dir, kind, target)``): its
+    record from the output dir, or else its saved entry in ``snapshot`` (a JSON file of earlier
+    records, e.g. from another machine). Runs in neither are left out."""
+    saved = (json.loads(snapshot.read_text(encoding="utf-8"))
+             if snapshot is not None and snapshot.is_file() else {})
+    found: dict[str, dict[str, Any]] = {}
+    for name, (out, kind, target) in runs.items():
+        record = run_record(out, kind, target)
+        if record is not None:
+            found[name] = record
+        elif name in saved:
+            found[name] = saved[name]
+    return found
+
+
+def train_in_segments(command: Sequence[str], out: Path, cwd: Path,
+                      max_minutes: float | None = None) -> bool:
+    """Run one training ``command`` (a ``tools/train.py`` argument list) for at most
+    ``max_minutes``, resuming it from ``out/last.pth`` when an earlier segment left one.
+
+    A segment that reaches the limit gets SIGINT (the trainer finishes a checkpoint write in
+    progress and exits; the epoch under way is lost and redone by the next segment). Each
+    segment's wall time is appended to ``out/segments.json``; when the training finishes,
+    ``out/wall_time.json`` gets their sum. Its console goes to ``out/stdout.txt``.
+
+    Returns:
+        True when the run finished, False when this segment stopped at the limit.
+
+    Raises:
+        RuntimeError: the training failed (neither finished nor stopped by the limit).
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    segments_file = out / "segments.json"
+    segments = (json.loads(segments_file.read_text(encoding="utf-8"))
+                if segments_file.is_file() else [])
+    resume = (out / "last.pth").is_file() and bool(segments)
+    args = [*command, "--resume"] if resume else list(command)
+    start = time.perf_counter()
+    with open(out / "stdout.txt", "a", encoding="utf-8") as log:
+        proc = subprocess.Popen(args, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            proc.wait(timeout=None if max_minutes is None else 60 * max_minutes)
+            stopped = False
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGINT)
+            proc.wait()
+            stopped = True
+    segments.append(time.perf_counter() - start)
+    segments_file.write_text(json.dumps(segments), encoding="utf-8")
+    if stopped:
+        return False
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed (exit {proc.returncode}); see "
+                           f"{out / 'stdout.txt'}")
+    (out / "wall_time.json").write_text(json.dumps({"seconds": sum(segments),
+                                                    "segments": len(segments)}),
+                                        encoding="utf-8")
+    return True
