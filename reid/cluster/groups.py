@@ -12,7 +12,8 @@ all groups) is unchanged.
 
 Measured on the CUHK03 training set with the final features of
 ``projects/cuhk03_cpu_study/configs/usl_cuhk03_cap_pb.yaml`` (2026-11-24): same-identity
-cross-camera pairs among the pseudo positives 21% correct without groups, 75% with the five camera pairs as groups.
+cross-camera pairs among the pseudo positives 21% correct without groups, 75% with the five
+camera pairs as groups.
 """
 from __future__ import annotations
 
