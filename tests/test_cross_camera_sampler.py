@@ -205,3 +205,25 @@ def test_source_batches_use_true_ids(tmp_path) -> None:
     pids = np.asarray([s[1] for s in runner.batches.loaders[0].dataset.samples])
     assert all(len(set(pids[g])) == 1 for g in sampler.index_lists)
     assert len(sampler.index_lists) == len(set(pids.tolist()))
+
+
+def test_ignore_negative_never_samples_outliers_and_keeps_the_cluster_groups():
+    """Cluster Contrast's use: the released sampler over the clustered images only. A pass is
+    clusters 0-3 (K images each) and cluster 4 (one image): 17 indices, no outlier."""
+    sampler = CrossCameraIdentitySampler(PIDS, CAMS, K, seed=3, num_samples=5 * 17,
+                                         ignore_negative=True)
+    stream = list(sampler)
+    assert len(stream) == 5 * 17 and not set(stream) & set(OUTLIERS)
+    for p in range(5):
+        one_pass = stream[17 * p:17 * (p + 1)]
+        assert Counter(PIDS[i] for i in one_pass) == {0: K, 1: K, 2: K, 3: K, 4: 1}
+    # five identity groups instead of nine: the four outliers are no identity of their own
+    assert len(CrossCameraIdentitySampler(PIDS, CAMS, K, num_samples=1).index_lists) == 9
+    assert len(sampler.index_lists) == 5
+
+
+def test_ignore_negative_without_any_cluster_samples_every_image_alone(caplog):
+    sampler = CrossCameraIdentitySampler([-1] * 6, [0, 1, 0, 1, 0, 1], K, seed=0, num_samples=6,
+                                         ignore_negative=True)
+    assert sorted(sampler) == list(range(6))
+    assert "no labelled sample" in caplog.text

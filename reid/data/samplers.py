@@ -317,13 +317,18 @@ class CrossCameraIdentitySampler(_GroupSampler):
     Args:
         pids: identity of every sample (index i of the dataset has identity ``pids[i]``).
             A negative value marks an un-clustered image: **each negative entry is an identity
-            of its own** (so -1 for every outlier and unique values for outliers are the same).
+            of its own** (so -1 for every outlier and unique values for outliers are the same),
+            unless ``ignore_negative``.
         camids: camera id of every sample.
         num_instances: K (>= 1), images per identity that has at least two.
         seed: base seed (>= 0).
         rank, world_size: distributed sharding by whole identity groups: rank ``r`` of ``W``
             takes groups ``r, r + W, ...`` of the stream (see the module docstring).
         num_samples: indices yielded per epoch on this rank; None = infinite stream.
+        ignore_negative: leave samples with a negative label out of every pass (Cluster
+            Contrast's released training draws this sampler over the clustered images only);
+            when no sample has a label >= 0, every sample is an identity of its own, with a
+            warning.
 
     Example (pseudo labels, regrouped after every clustering):
         >>> sampler = CrossCameraIdentitySampler([-1] * n, camids, 4, num_samples=100 * 64)
@@ -340,11 +345,13 @@ class CrossCameraIdentitySampler(_GroupSampler):
         world_size: int = 1,
         *,
         num_samples: int | None = None,
+        ignore_negative: bool = False,
     ) -> None:
         if num_instances < 1:
             raise ValueError(f"num_instances must be >= 1, got {num_instances}")
         super().__init__(num_samples, seed, rank, world_size)
         self.num_instances = int(num_instances)
+        self.ignore_negative = bool(ignore_negative)
         self.camids = np.asarray(list(camids))
         if self.camids.size == 0:
             raise ValueError("CrossCameraIdentitySampler got an empty list of camids")
@@ -359,9 +366,15 @@ class CrossCameraIdentitySampler(_GroupSampler):
                              f"{pids.size}")
         keys = pids.copy()
         out = keys < 0
+        members = np.arange(keys.size)
+        if self.ignore_negative and not out.all():
+            members = np.flatnonzero(~out)
+        elif self.ignore_negative:
+            logger.warning("no labelled sample: the %d unlabelled samples are sampled this time, "
+                           "each as an identity of its own", keys.size)
         keys[out] = keys.max(initial=-1) + 1 + np.arange(int(out.sum()))
-        _, inverse = np.unique(keys, return_inverse=True)
-        order = np.argsort(inverse, kind="stable")
+        _, inverse = np.unique(keys[members], return_inverse=True)
+        order = members[np.argsort(inverse, kind="stable")]
         bounds = np.cumsum(np.bincount(inverse))[:-1]
         self.index_lists = np.split(order, bounds)
 
