@@ -41,6 +41,7 @@ setup(
             "reid-visualize=reid.apps.cli:visualize_main",
             "reid-export=reid.apps.cli:export_main",
             "reid-plot=reid.apps.cli:plot_main",
+            "reid-pretrain-videomae=reid.apps.cli:pretrain_main",
         ]
     },
     license="MIT",

@@ -254,6 +254,29 @@ def _plot(argv: Sequence[str]) -> int:
     return 0
 
 
+def _pretrain(argv: Sequence[str]) -> int:
+    """``tools/pretrain_videomae.py``: VideoMAE pretraining of the config's video encoder."""
+    from reid.apps.pretrain import find_tracklets, pretrain_kwargs, pretrain_videomae
+    from reid.engine.cli import setup_run
+    from reid.utils.env import seed_all
+
+    parser = make_parser("Self-supervised VideoMAE pretraining on unlabelled tracklets")
+    args = parser.parse_args(argv)
+    cfg = _cfg(args.config_file, args.opts)
+    device = setup_run(cfg, args.config_file)
+    seed_all(cfg.SEED)
+    if not cfg.PRETRAIN.TRACKLETS_ROOT:
+        raise ConfigError("set PRETRAIN.TRACKLETS_ROOT to the folder of unlabelled tracklets")
+    tracklets = find_tracklets(cfg.PRETRAIN.TRACKLETS_ROOT)
+    pretrain_videomae(tracklets, device=device, **pretrain_kwargs(cfg))
+    return 0
+
+
+def pretrain_main(argv: Sequence[str] | None = None) -> int:
+    """``tools/pretrain_videomae.py`` / ``reid-pretrain-videomae``; returns the exit status."""
+    return run_tool(_pretrain, argv)
+
+
 def extract_main(argv: Sequence[str] | None = None) -> int:
     """``tools/extract.py`` / ``reid-extract``: features of images to an ``.npz``; returns the
     exit status."""

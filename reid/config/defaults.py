@@ -50,7 +50,7 @@ _C.MODEL.VIDEO.DROP_PATH = 0.1  # stochastic depth rate
 _C.MODEL.VIDEO.TEMPORAL_POOL = "avg"  # frame aggregation of the 2D baseline: "avg" or "attention"
 _C.MODEL.VIDEO.FRAME_TRUNK = "resnet50"  # per-frame trunk (backbone name) of the 2D baseline
 _C.MODEL.VIDEO.INFLATE_INIT = "mean"  # 2D->3D initialisation: "mean" (copy / t) or "center" (central frame)
-_C.MODEL.VIDEO.MASK_RATIO = 0.9  # VideoMAE tube-masking ratio
+_C.MODEL.VIDEO.MASK_RATIO = 0.9  # VideoMAE tube-masking ratio of tools/pretrain_videomae.py
 _C.MODEL.VIDEO.CHECKPOINT_2D = ""  # local 2D ViT / ResNet checkpoint to inflate into the video model
 
 # ---------------------------------------------------------------------------------------
@@ -173,3 +173,20 @@ _C.TEST.RERANK_LAMBDA = 0.3  # weight of the original distance in re-ranking
 _C.TEST.CAMERA_BN = False  # BN statistics per camera, from the test set's unlabelled train images
 _C.TEST.FEATURES = ""  # saved .npz (arrays "query", "gallery") to evaluate instead of extracting
 _C.TEST.SAVE_FEATURES = False  # tools/test.py writes OUTPUT_DIR/features_<dataset>.npz
+
+# ---------------------------------------------------------------------------------------
+# Self-supervised VideoMAE pretraining on unlabelled tracklets (tools/pretrain_videomae.py). The
+# encoder is MODEL.ARCH (videomae_vit / videomae_vit_tiny) with MODEL.VIDEO.*, on clips of
+# INPUT.SEQ_LEN frames at INPUT.SIZE_TRAIN drawn by INPUT.SAMPLER_TRAIN; the checkpoint is
+# OUTPUT_DIR/videomae_pretrain.pth, loaded by MODEL.VIDEO.CHECKPOINT_2D of a re-ID run.
+_C.PRETRAIN = CN()
+_C.PRETRAIN.TRACKLETS_ROOT = ""  # folder of unlabelled tracklets: MARS file names group frames into tracklets, any other folder is one tracklet
+_C.PRETRAIN.MAX_EPOCHS = 50  # epochs
+_C.PRETRAIN.ITERS = 0  # iterations per epoch (0: one pass over the tracklets)
+_C.PRETRAIN.IMS_PER_BATCH = 16  # clips per batch
+_C.PRETRAIN.BASE_LR = 0.00015  # peak AdamW learning rate (betas 0.9 / 0.95), cosine decay to 0
+_C.PRETRAIN.WEIGHT_DECAY = 0.05  # AdamW weight decay
+_C.PRETRAIN.WARMUP_EPOCHS = 0.0  # linear warm-up length in epochs (fractions allowed)
+_C.PRETRAIN.DECODER_DIM = 0  # decoder width (0: half the encoder width)
+_C.PRETRAIN.DECODER_DEPTH = 4  # decoder blocks
+_C.PRETRAIN.DECODER_HEADS = 0  # decoder heads (0: width / 64)

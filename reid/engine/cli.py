@@ -306,3 +306,7 @@ def main_test(argv: Sequence[str] | None = None) -> int:
     """``reid-test`` / ``tools/test.py``: :func:`test_main` as a command; returns the exit
     status (0 success, 2 user error, 130 interrupted)."""
     return run_tool(test_main, argv)
+
+
+#: device, logger, thread count and config summary of a tool (for the tools of reid.apps)
+setup_run = _setup

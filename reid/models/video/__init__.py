@@ -10,6 +10,7 @@ from reid.models.video.build import (
     build_video_backbone,
     build_video_encoder,
     build_video_model,
+    video_backbone_kwargs,
 )
 from reid.models.video.checkpoint import (
     LoadReport,
@@ -40,4 +41,5 @@ __all__ = [
     "load_videomae",
     "read_state_dict",
     "tube_mask",
+    "video_backbone_kwargs",
 ]

@@ -163,14 +163,16 @@ def build_video_encoder(arch: str, num_classes: int = 0, num_frames: int = 8,
     return VideoReIDModel(backbone, num_classes, num_domains, test_domain)
 
 
-def build_video_model(cfg, num_classes: int = 0, num_domains: int = 1) -> VideoReIDModel:
-    """Build the video encoder of ``cfg.MODEL.ARCH`` from config keys.
+def video_backbone_kwargs(cfg) -> dict:
+    """Keyword arguments of :func:`build_video_backbone` for ``cfg.MODEL.ARCH`` (besides
+    ``arch``, ``num_frames`` and ``img_size``): the cfg -> kwargs adapter shared by the re-ID
+    model and ``tools/pretrain_videomae.py``, so a pretrained encoder fits the model.
 
-    Uses ``INPUT.SEQ_LEN``, ``INPUT.SIZE_TRAIN``, ``MODEL.LAST_STRIDE``,
-    ``MODEL.VIDEO.{PATCH_SIZE, TUBELET, EMBED_DIM, DEPTH, NUM_HEADS, MLP_RATIO, DROP_PATH,
-    TEMPORAL_POOL, FRAME_TRUNK, INFLATE_INIT, CHECKPOINT_2D}`` and ``MODEL.DSBN.TEST_DOMAIN``.
-    ``_tiny`` archs keep their fixed size (EMBED_DIM / DEPTH / NUM_HEADS are not applied).
-    ``MODEL.VIDEO.CHECKPOINT_2D`` (or else ``MODEL.PRETRAINED_PATH``) is the local checkpoint.
+    Uses ``MODEL.LAST_STRIDE``, ``MODEL.PRETRAINED_PATH`` and ``MODEL.VIDEO.{PATCH_SIZE,
+    TUBELET, EMBED_DIM, DEPTH, NUM_HEADS, MLP_RATIO, DROP_PATH, FRAME_TRUNK, INFLATE_INIT,
+    CHECKPOINT_2D}``. ``_tiny`` archs keep their fixed size (EMBED_DIM / DEPTH / NUM_HEADS are
+    not applied). ``MODEL.VIDEO.CHECKPOINT_2D`` (or else ``MODEL.PRETRAINED_PATH``) is the local
+    checkpoint.
     """
     arch = cfg.MODEL.ARCH.lower()
     v = cfg.MODEL.VIDEO
@@ -186,10 +188,21 @@ def build_video_model(cfg, num_classes: int = 0, num_domains: int = 1) -> VideoR
             kwargs["tubelet"] = v.TUBELET
         if not arch.endswith("_tiny"):
             kwargs.update(embed_dim=v.EMBED_DIM, depth=v.DEPTH, num_heads=v.NUM_HEADS)
+    return kwargs
+
+
+def build_video_model(cfg, num_classes: int = 0, num_domains: int = 1) -> VideoReIDModel:
+    """Build the video encoder of ``cfg.MODEL.ARCH`` from config keys.
+
+    Uses ``INPUT.SEQ_LEN``, ``INPUT.SIZE_TRAIN``, the keys of :func:`video_backbone_kwargs`,
+    ``MODEL.VIDEO.TEMPORAL_POOL`` and ``MODEL.DSBN.TEST_DOMAIN``.
+    """
+    arch = cfg.MODEL.ARCH.lower()
     if arch.startswith("video_resnet2d"):
         pool = "attention" if arch.startswith("video_resnet2d_attn") else "avg"
-        if v.TEMPORAL_POOL != pool:
+        if cfg.MODEL.VIDEO.TEMPORAL_POOL != pool:
             logger.info("MODEL.ARCH %s fixes the temporal pooling to %s", arch, pool)
     return build_video_encoder(arch, num_classes=num_classes, num_frames=cfg.INPUT.SEQ_LEN,
                                img_size=tuple(cfg.INPUT.SIZE_TRAIN), num_domains=num_domains,
-                               test_domain=cfg.MODEL.DSBN.TEST_DOMAIN, **kwargs)
+                               test_domain=cfg.MODEL.DSBN.TEST_DOMAIN,
+                               **video_backbone_kwargs(cfg))
