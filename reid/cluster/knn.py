@@ -1,6 +1,6 @@
-"""Exact k-nearest-neighbour search on the squared Euclidean distance.
+"""k-nearest-neighbour search on the squared Euclidean distance: exact, and approximate (IVF).
 
-One entry point, :func:`knn`, with three interchangeable paths: faiss on the GPU (when ``device``
+Exact search: :func:`knn`, with three interchangeable paths: faiss on the GPU (when ``device``
 is CUDA and faiss was built with GPU support), faiss on the CPU, and a blocked ``torch.topk``
 path that runs on any torch device. All paths are exact (brute force) and return the same lists
 up to ties.
@@ -23,7 +23,11 @@ from reid.utils.progress import progress
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["knn", "as_float32_matrix", "faiss_gpu_available"]
+__all__ = ["knn", "knn_ivf", "ivf_nlist", "search_knn", "knn_recall", "as_float32_matrix",
+           "faiss_gpu_available", "KNN_METHODS"]
+
+KNN_METHODS = ("exact", "ivf")
+IVF_NPROBE_DEFAULT = 32
 
 try:
     import faiss
@@ -154,3 +158,157 @@ def knn(features: np.ndarray | torch.Tensor, k: int, device: str | torch.device 
         dist, idx = _knn_torch(x, k, dev)
     _put_self_first(dist, idx)
     return dist, idx
+
+
+def ivf_nlist(n: int) -> int:
+    """The default number of IVF lists for N points: round(4 sqrt(N)) clamped to
+    [1, min(65536, N // 39)] (faiss warns below 39 training points per list).
+
+    Example:
+        >>> ivf_nlist(10_000), ivf_nlist(1_000_000), ivf_nlist(50)
+        (256, 4000, 1)
+    """
+    if n < 1:
+        raise ValueError(f"N must be >= 1, got {n}")
+    return int(max(1, min(round(4.0 * np.sqrt(n)), 65536, n // 39)))
+
+
+def _ivf_index(d: int, nlist: int, fp16: bool, pq_m: int):
+    quantizer = faiss.IndexFlatL2(d)
+    if pq_m > 0:
+        if d % pq_m:
+            raise ValueError(f"IVF-PQ needs D={d} divisible by the sub-quantiser count {pq_m}")
+        index = faiss.IndexIVFPQ(quantizer, d, nlist, pq_m, 8)
+    elif fp16:
+        index = faiss.IndexIVFScalarQuantizer(quantizer, d, nlist,
+                                              faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_L2)
+    else:
+        index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_L2)
+    index.own_fields = True
+    quantizer.this.disown()
+    return index
+
+
+def knn_ivf(features: np.ndarray | torch.Tensor, k: int, nlist: int = 0,
+            nprobe: int = IVF_NPROBE_DEFAULT, device: str | torch.device | None = None,
+            fp16: bool = False, pq_m: int = 0, seed: int = 0, train_size: int = 0,
+            block: int = 65536) -> tuple[np.ndarray, np.ndarray]:
+    """Approximate k nearest neighbours of every row among all rows with a faiss IVF index.
+
+    The coarse quantiser is trained (k-means, ``seed``) on a random subset of
+    ``train_size`` rows (0: min(N, 64 nlist)); all rows are added and searched in blocks of
+    ``block`` rows, scanning ``nprobe`` of the ``nlist`` lists. On CUDA with faiss-GPU support
+    the index lives on the GPU (IVF-Flat / SQfp16 / PQ as faiss-GPU supports them).
+
+    Args:
+        features: (N, D) float features (numpy or torch; float16 accepted, converted per block).
+        k: neighbours per row, 1 <= k <= N; the row itself is column 0.
+        nlist: inverted lists; 0 = :func:`ivf_nlist` (N). Clipped to [1, N].
+        nprobe: lists scanned per query (clipped to nlist; nprobe = nlist is an exact search).
+        device: CUDA runs faiss-GPU when available, otherwise the CPU index is used.
+        fp16: store the indexed vectors as float16 (IVF-SQfp16; half the memory of IVF-Flat).
+        pq_m: > 0 uses IVF-PQ with ``pq_m`` 8-bit sub-quantisers (D % pq_m == 0); distances
+            are then approximate too.
+        seed: k-means and training-subset seed.
+
+    Returns:
+        ``(distances, indices)`` as :func:`knn`: (N, k) float32 ascending, column 0 the row
+        itself with distance 0; an entry the index could not fill (too few points scanned) is
+        -1 with distance inf.
+    """
+    if faiss is None:
+        raise RuntimeError("the IVF kNN search needs faiss (pip install faiss-cpu)")
+    if isinstance(features, torch.Tensor):
+        features = features.detach().cpu().numpy()
+    store = np.asarray(features)
+    if store.ndim != 2 or store.shape[0] == 0 or store.shape[1] == 0:
+        raise ValueError(f"features must be a non-empty 2-D (N, D) array, got {store.shape}")
+    n, d = store.shape
+    if not 1 <= k <= n:
+        raise ValueError(f"k must be in [1, N={n}], got {k}")
+    if nprobe < 1:
+        raise ValueError(f"nprobe must be >= 1, got {nprobe}")
+    nlist = ivf_nlist(n) if nlist <= 0 else min(int(nlist), n)
+    nprobe = min(int(nprobe), nlist)
+
+    def rows(a: int, b: int) -> np.ndarray:
+        return as_float32_matrix(store[a:b])
+
+    rng = np.random.default_rng(seed)
+    ntrain = min(n, train_size if train_size > 0 else max(64 * nlist, 1000))
+    sample = np.sort(rng.choice(n, ntrain, replace=False)) if ntrain < n else np.arange(n)
+    index = _ivf_index(d, nlist, fp16, pq_m)
+    index.cp.seed = seed
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    gpu = dev.type == "cuda" and faiss_gpu_available()
+    res = None
+    if gpu:
+        res = faiss.StandardGpuResources()
+        index = faiss.index_cpu_to_gpu(res, 0 if dev.index is None else dev.index, index)
+    train = as_float32_matrix(store[sample])
+    with progress(total=1, desc=f"IVF train (nlist={nlist}, {ntrain} points)") as bar:
+        index.train(train)
+        bar.update(1)
+    del train
+    for a in range(0, n, block):
+        index.add(rows(a, min(n, a + block)))
+    if gpu:
+        index.nprobe = nprobe
+    else:
+        faiss.extract_index_ivf(index).nprobe = nprobe
+    dist = np.empty((n, k), np.float32)
+    idx = np.empty((n, k), np.int64)
+    for a in progress(range(0, n, block), desc=f"kNN IVF (k={k}, N={n}, nprobe={nprobe})"):
+        b = min(n, a + block)
+        dd, ii = index.search(rows(a, b), k)
+        dist[a:b], idx[a:b] = dd, ii
+    del index, res
+    missing = idx < 0
+    dist[missing] = np.inf
+    _put_self_first(dist, idx)
+    return dist, idx
+
+
+def search_knn(features: np.ndarray | torch.Tensor, k: int, method: str = "exact",
+               device: str | torch.device | None = None, backend: str = "auto",
+               nlist: int = 0, nprobe: int = IVF_NPROBE_DEFAULT, fp16: bool = False,
+               pq_m: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """kNN by name: ``method="exact"`` is :func:`knn` (``backend``), ``"ivf"`` is
+    :func:`knn_ivf` (``nlist``, ``nprobe``, ``fp16``, ``pq_m``)."""
+    if method == "exact":
+        return knn(features, k, device=device, backend=backend)
+    if method == "ivf":
+        return knn_ivf(features, k, nlist=nlist, nprobe=nprobe, device=device, fp16=fp16,
+                       pq_m=pq_m)
+    raise ValueError(f"kNN method must be one of {KNN_METHODS}, got {method!r}")
+
+
+def knn_recall(approx_idx: np.ndarray, exact_idx: np.ndarray, k: int | None = None,
+               skip_self: bool = False) -> float:
+    """Recall@k of approximate kNN lists: the mean over rows of
+    |approx[i, :k] n exact[i, :k]| / k (-1 entries never match).
+
+    Args:
+        approx_idx, exact_idx: (N, >= k) int neighbour lists of the same rows.
+        k: list length compared; None = the number of columns of ``exact_idx``.
+        skip_self: drop column 0 (the query itself) of both lists, comparing k - 1 neighbours.
+
+    Example:
+        >>> knn_recall(np.array([[0, 1, 2], [1, 0, 3]]), np.array([[0, 1, 2], [1, 2, 0]]))
+        0.8333333333333334
+    """
+    a = np.asarray(approx_idx)
+    e = np.asarray(exact_idx)
+    k = e.shape[1] if k is None else int(k)
+    if a.shape[0] != e.shape[0] or a.shape[1] < k or e.shape[1] < k or k < 1:
+        raise ValueError(f"need (N, >= k) lists of equal N, got {a.shape}, {e.shape}, k={k}")
+    lo = 1 if skip_self else 0
+    if k - lo < 1:
+        raise ValueError("nothing to compare: k = 1 with skip_self")
+    a, e = a[:, lo:k], e[:, lo:k]
+    hits = 0
+    for s in range(0, a.shape[0], 65536):
+        aa, ee = a[s:s + 65536], e[s:s + 65536]
+        match = (aa[:, :, None] == ee[:, None, :]) & (aa[:, :, None] >= 0)
+        hits += int(match.any(axis=2).sum())
+    return hits / (a.shape[0] * (k - lo))
