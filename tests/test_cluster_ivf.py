@@ -46,15 +46,25 @@ def test_nlist_rule() -> None:
     assert ivf_nlist(10**12) == 65536
 
 
-def test_ivf_with_all_lists_probed_equals_exact_search() -> None:
+@pytest.mark.parametrize("engine", ["blas", "faiss"])
+def test_ivf_with_all_lists_probed_equals_exact_search(engine: str) -> None:
     x, _ = clustered()
     d_ex, i_ex = knn(x, 20)
-    d_iv, i_iv = knn_ivf(x, 20, nlist=8, nprobe=8)
+    d_iv, i_iv = knn_ivf(x, 20, nlist=8, nprobe=8, engine=engine)
     np.testing.assert_array_equal(i_iv, i_ex)
     np.testing.assert_allclose(d_iv, d_ex, atol=1e-5)
     assert knn_recall(i_iv, i_ex) == 1.0
     _, i_s = search_knn(x, 20, method="ivf", nlist=8, nprobe=100)  # nprobe clipped to nlist
     np.testing.assert_array_equal(i_s, i_ex)
+
+
+def test_blas_and_faiss_engines_scan_the_same_lists() -> None:
+    x, _ = clustered(n_ids=60, seed=7)
+    _, i_b = knn_ivf(x, 15, nlist=12, nprobe=3, engine="blas")
+    _, i_f = knn_ivf(x, 15, nlist=12, nprobe=3, engine="faiss")
+    assert knn_recall(i_b, i_f) > 0.99  # same centroids and probes; near-ties may swap
+    _, i_h = knn_ivf(x.astype(np.float16), 15, nlist=12, nprobe=3)  # float16 store, in place
+    assert knn_recall(i_h, i_b) > 0.97
 
 
 def test_ivf_path_gives_the_exact_labels_when_every_list_is_probed() -> None:
@@ -85,7 +95,7 @@ def test_ivf_few_probes_is_approximate_but_close() -> None:
 def test_fp16_and_pq_stores_run() -> None:
     x, _ = clustered(seed=3)
     _, i_ex = knn(x, 10)
-    _, i_16 = knn_ivf(x, 10, nlist=4, nprobe=4, fp16=True)
+    _, i_16 = knn_ivf(x, 10, nlist=4, nprobe=4, fp16=True, engine="faiss")
     assert knn_recall(i_16, i_ex) > 0.97  # float16 rounding may swap near-ties only
     _, i_pq = knn_ivf(x, 10, nlist=4, nprobe=4, pq_m=8)
     assert knn_recall(i_pq, i_ex) > 0.5
@@ -131,7 +141,7 @@ def test_streamed_query_expansion_is_identical() -> None:
         np.testing.assert_array_equal(part.data, full.data)  # bit for bit
 
 
-@pytest.mark.parametrize("block", [3, 33, 250, 100_000])
+@pytest.mark.parametrize("block", [17, 250, 100_000])
 def test_streamed_jaccard_equals_in_memory(block: int) -> None:
     x, _ = clustered(seed=5)
     full = jaccard_distance(x, k1=20, k2=6)

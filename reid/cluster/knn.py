@@ -11,6 +11,26 @@ between BLAS kernels, so two neighbours whose distances differ by ~1e-7 may swap
 that is fixed on every path is the query itself: it is always in column 0 with distance 0, even
 when duplicates of it exist (a duplicate found before it is moved back one place; if ``k``
 duplicates hide it, the last neighbour is dropped to make room).
+
+Approximate search: :func:`knn_ivf`, an inverted-file (IVF) partition of the features by
+faiss k-means, searched on the CPU list by list with one matrix product per list (engine
+"blas"), or with a faiss IVF index (IVF-Flat, IVF-SQfp16 or IVF-PQ; engine "faiss", used on
+the GPU when faiss has GPU support), with the same output contract as :func:`knn` (self first,
+distance 0). :func:`search_knn` picks one of the two by name (``CLUSTER.KNN``: "exact" or
+"ivf"); :func:`knn_recall` measures an approximate result against the exact one.
+
+IVF parameters (``CLUSTER.IVF_NLIST`` / ``CLUSTER.IVF_NPROBE``): ``nlist = 0`` takes the rule
+:func:`ivf_nlist` = round(4 sqrt(N)) clamped to [1, min(65536, N // 39)] (faiss wants >= 39
+training points per list); ``nprobe`` (default 32) lists are scanned per query, clipped to
+nlist. ``nprobe >= nlist`` scans every list, i.e. an exact search (same neighbours as
+:func:`knn` up to floating-point near-ties). Cost per query ~ nlist (coarse quantiser) +
+N nprobe / nlist (list scan), i.e. O(sqrt(N)) with the rule, against O(N) for the exact search.
+
+Memory of the IVF search (bytes per image, D = feature dimension, k neighbours): engine
+"blas": 12 k (running top-k ids + distances) + 12 nprobe (probe lists and their inverse), the
+features read in place (float16 input stays float16); engine "faiss": an index of 4 D (flat) /
+2 D (``fp16``) / m (PQ, m sub-quantisers) + 8 (ids), plus 12 k of results. Queries and
+additions go in blocks of ``block`` rows, so no other (N, D) float32 copy is made.
 """
 from __future__ import annotations
 
@@ -189,32 +209,139 @@ def _ivf_index(d: int, nlist: int, fp16: bool, pq_m: int):
     return index
 
 
+def _train_centroids(store: np.ndarray, nlist: int, seed: int, train_size: int,
+                     niter: int = 20) -> np.ndarray:
+    """(nlist, D) float32 k-means centroids (faiss) of a random subset of the rows."""
+    n, d = store.shape
+    ntrain = min(n, train_size if train_size > 0 else max(64 * nlist, 1000))
+    rng = np.random.default_rng(seed)
+    sample = np.sort(rng.choice(n, ntrain, replace=False)) if ntrain < n else np.arange(n)
+    train = as_float32_matrix(store[sample])
+    km = faiss.Kmeans(d, nlist, niter=niter, seed=seed, verbose=False,
+                      max_points_per_centroid=max(256, -(-ntrain // nlist)))
+    with progress(total=1, desc=f"IVF k-means (nlist={nlist}, {ntrain} points)") as bar:
+        km.train(train)
+        bar.update(1)
+    return np.ascontiguousarray(km.centroids, dtype=np.float32)
+
+
+def _ivf_blas(store: np.ndarray, k: int, nlist: int, nprobe: int, seed: int, train_size: int,
+              block: int) -> tuple[np.ndarray, np.ndarray]:
+    """All-pairs IVF search with matrix products: every list is scanned once for all the
+    queries that probe it (one GEMM per list), and the candidates are merged into running
+    (N, k) top-k arrays. Same candidates as a faiss IVF-Flat search with the same centroids;
+    the distances are ||q||^2 + ||x||^2 - 2 q.x like the exact search."""
+    n = store.shape[0]
+    centroids = _train_centroids(store, nlist, seed, train_size)
+    coarse = faiss.IndexFlatL2(centroids.shape[1])
+    coarse.add(centroids)
+    probes = np.empty((n, nprobe), np.int32)
+    for a in range(0, n, block):
+        b = min(n, a + block)
+        probes[a:b] = coarse.search(as_float32_matrix(store[a:b]), nprobe)[1]
+    lists = probes[:, 0]  # every row belongs to its nearest centroid's list
+    members = np.argsort(lists, kind="stable")
+    m_ptr = np.searchsorted(lists[members], np.arange(nlist + 1))
+    flat = probes.reshape(-1)
+    by_list = np.argsort(flat, kind="stable")  # positions in probes, grouped by list
+    q_ptr = np.searchsorted(flat[by_list], np.arange(nlist + 1))
+    del probes, flat, lists
+    feats = torch.from_numpy(np.ascontiguousarray(store))
+    sq = torch.empty(n)
+    for a in range(0, n, block):
+        xb = feats[a:a + block].float()
+        sq[a:a + block] = (xb * xb).sum(1)
+    best_d = torch.full((n, k), float("inf"))
+    best_i = torch.full((n, k), -1, dtype=torch.int64)
+    for lst in progress(range(nlist), desc=f"kNN IVF (k={k}, N={n}, nprobe={nprobe})"):
+        x_ids = torch.from_numpy(members[m_ptr[lst]:m_ptr[lst + 1]])
+        if x_ids.numel() == 0:
+            continue
+        q_all = torch.from_numpy(by_list[q_ptr[lst]:q_ptr[lst + 1]] // nprobe)
+        xl = feats[x_ids].float()
+        for c in range(0, q_all.numel(), block):
+            q_ids = q_all[c:c + block]
+            d = sq[q_ids, None] + sq[None, x_ids] - 2.0 * (feats[q_ids].float() @ xl.T)
+            val, pos = torch.topk(d, min(k, d.shape[1]), dim=1, largest=False, sorted=True)
+            cat_d = torch.cat([best_d[q_ids], val], dim=1)
+            cat_i = torch.cat([best_i[q_ids], x_ids[pos]], dim=1)
+            v, p = torch.topk(cat_d, k, dim=1, largest=False, sorted=True)
+            best_d[q_ids] = v
+            best_i[q_ids] = torch.gather(cat_i, 1, p)
+    return best_d.numpy(), best_i.numpy()
+
+
+def _ivf_faiss(store: np.ndarray, k: int, nlist: int, nprobe: int, dev: torch.device,
+               fp16: bool, pq_m: int, seed: int, train_size: int, block: int
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """IVF search with a faiss index (IVF-Flat / IVF-SQfp16 / IVF-PQ), on the GPU when ``dev``
+    is CUDA and faiss has GPU support."""
+    n, d = store.shape
+    centroids = _train_centroids(store, nlist, seed, train_size)
+    index = _ivf_index(d, nlist, fp16, pq_m)
+    index.quantizer.add(centroids)
+    index.quantizer.is_trained = True
+    if pq_m > 0 or fp16:  # the vector codec still needs training (PQ codebooks, fp16 no-op)
+        ntrain = min(n, max(256 * 64, 1000)) if pq_m > 0 else min(n, 1000)
+        rng = np.random.default_rng(seed + 1)
+        sample = np.sort(rng.choice(n, ntrain, replace=False)) if ntrain < n else np.arange(n)
+        index.train(as_float32_matrix(store[sample]))
+    else:
+        index.is_trained = True
+    gpu = dev.type == "cuda" and faiss_gpu_available()
+    res = None
+    if gpu:
+        res = faiss.StandardGpuResources()
+        index = faiss.index_cpu_to_gpu(res, 0 if dev.index is None else dev.index, index)
+    for a in range(0, n, block):
+        index.add(as_float32_matrix(store[a:min(n, a + block)]))
+    if gpu:
+        index.nprobe = nprobe
+    else:
+        faiss.extract_index_ivf(index).nprobe = nprobe
+    dist = np.empty((n, k), np.float32)
+    idx = np.empty((n, k), np.int64)
+    for a in progress(range(0, n, block), desc=f"kNN IVF faiss (k={k}, N={n}, nprobe={nprobe})"):
+        b = min(n, a + block)
+        dist[a:b], idx[a:b] = index.search(as_float32_matrix(store[a:b]), k)
+    del index, res
+    dist[idx < 0] = np.inf
+    return dist, idx
+
+
 def knn_ivf(features: np.ndarray | torch.Tensor, k: int, nlist: int = 0,
             nprobe: int = IVF_NPROBE_DEFAULT, device: str | torch.device | None = None,
             fp16: bool = False, pq_m: int = 0, seed: int = 0, train_size: int = 0,
-            block: int = 65536) -> tuple[np.ndarray, np.ndarray]:
-    """Approximate k nearest neighbours of every row among all rows with a faiss IVF index.
+            block: int = 65536, engine: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+    """Approximate k nearest neighbours of every row among all rows with an IVF partition.
 
-    The coarse quantiser is trained (k-means, ``seed``) on a random subset of
-    ``train_size`` rows (0: min(N, 64 nlist)); all rows are added and searched in blocks of
-    ``block`` rows, scanning ``nprobe`` of the ``nlist`` lists. On CUDA with faiss-GPU support
-    the index lives on the GPU (IVF-Flat / SQfp16 / PQ as faiss-GPU supports them).
+    The ``nlist`` centroids are trained by faiss k-means (``seed``) on a random subset of
+    ``train_size`` rows (0: min(N, 64 nlist)); every query scans the ``nprobe`` lists of its
+    nearest centroids. Two engines:
+
+    * ``"blas"`` (the CPU default): the all-pairs search done list by list, one matrix product
+      per list against all the queries probing it (the features are read in place, float16
+      input included; no index copy of the vectors);
+    * ``"faiss"`` (the default on CUDA with faiss-GPU, and for PQ): a faiss IVF index,
+      IVF-Flat, IVF-SQfp16 (``fp16``: float16 store, half the index memory) or IVF-PQ
+      (``pq_m``), on the GPU when ``device`` is CUDA and faiss has GPU support.
 
     Args:
         features: (N, D) float features (numpy or torch; float16 accepted, converted per block).
         k: neighbours per row, 1 <= k <= N; the row itself is column 0.
         nlist: inverted lists; 0 = :func:`ivf_nlist` (N). Clipped to [1, N].
         nprobe: lists scanned per query (clipped to nlist; nprobe = nlist is an exact search).
-        device: CUDA runs faiss-GPU when available, otherwise the CPU index is used.
-        fp16: store the indexed vectors as float16 (IVF-SQfp16; half the memory of IVF-Flat).
-        pq_m: > 0 uses IVF-PQ with ``pq_m`` 8-bit sub-quantisers (D % pq_m == 0); distances
-            are then approximate too.
+        device: CUDA runs faiss-GPU when available, otherwise the CPU.
+        fp16: faiss engine: store the indexed vectors as float16 (IVF-SQfp16).
+        pq_m: > 0 uses faiss IVF-PQ with ``pq_m`` 8-bit sub-quantisers (D % pq_m == 0);
+            distances are then approximate too.
         seed: k-means and training-subset seed.
+        engine: "auto", "blas" or "faiss".
 
     Returns:
         ``(distances, indices)`` as :func:`knn`: (N, k) float32 ascending, column 0 the row
-        itself with distance 0; an entry the index could not fill (too few points scanned) is
-        -1 with distance inf.
+        itself with distance 0; an entry the scan could not fill (fewer than k points in the
+        probed lists) is -1 with distance inf.
     """
     if faiss is None:
         raise RuntimeError("the IVF kNN search needs faiss (pip install faiss-cpu)")
@@ -223,48 +350,30 @@ def knn_ivf(features: np.ndarray | torch.Tensor, k: int, nlist: int = 0,
     store = np.asarray(features)
     if store.ndim != 2 or store.shape[0] == 0 or store.shape[1] == 0:
         raise ValueError(f"features must be a non-empty 2-D (N, D) array, got {store.shape}")
+    if store.dtype not in (np.float16, np.float32):
+        store = as_float32_matrix(store)
     n, d = store.shape
     if not 1 <= k <= n:
         raise ValueError(f"k must be in [1, N={n}], got {k}")
     if nprobe < 1:
         raise ValueError(f"nprobe must be >= 1, got {nprobe}")
+    if engine not in ("auto", "blas", "faiss"):
+        raise ValueError(f"IVF engine must be 'auto', 'blas' or 'faiss', got {engine!r}")
+    if pq_m > 0 and d % pq_m:
+        raise ValueError(f"IVF-PQ needs D={d} divisible by the sub-quantiser count {pq_m}")
     nlist = ivf_nlist(n) if nlist <= 0 else min(int(nlist), n)
     nprobe = min(int(nprobe), nlist)
-
-    def rows(a: int, b: int) -> np.ndarray:
-        return as_float32_matrix(store[a:b])
-
-    rng = np.random.default_rng(seed)
-    ntrain = min(n, train_size if train_size > 0 else max(64 * nlist, 1000))
-    sample = np.sort(rng.choice(n, ntrain, replace=False)) if ntrain < n else np.arange(n)
-    index = _ivf_index(d, nlist, fp16, pq_m)
-    index.cp.seed = seed
     dev = torch.device(device) if device is not None else torch.device("cpu")
-    gpu = dev.type == "cuda" and faiss_gpu_available()
-    res = None
-    if gpu:
-        res = faiss.StandardGpuResources()
-        index = faiss.index_cpu_to_gpu(res, 0 if dev.index is None else dev.index, index)
-    train = as_float32_matrix(store[sample])
-    with progress(total=1, desc=f"IVF train (nlist={nlist}, {ntrain} points)") as bar:
-        index.train(train)
-        bar.update(1)
-    del train
-    for a in range(0, n, block):
-        index.add(rows(a, min(n, a + block)))
-    if gpu:
-        index.nprobe = nprobe
+    if engine == "auto":
+        engine = ("faiss" if pq_m > 0 or (dev.type == "cuda" and faiss_gpu_available())
+                  else "blas")
+    if not np.isfinite(store[:: max(1, n // 1000)]).all():
+        as_float32_matrix(store)  # raises with the offending row
+    if engine == "blas":
+        dist, idx = _ivf_blas(store, k, nlist, nprobe, seed, train_size, block)
     else:
-        faiss.extract_index_ivf(index).nprobe = nprobe
-    dist = np.empty((n, k), np.float32)
-    idx = np.empty((n, k), np.int64)
-    for a in progress(range(0, n, block), desc=f"kNN IVF (k={k}, N={n}, nprobe={nprobe})"):
-        b = min(n, a + block)
-        dd, ii = index.search(rows(a, b), k)
-        dist[a:b], idx[a:b] = dd, ii
-    del index, res
-    missing = idx < 0
-    dist[missing] = np.inf
+        dist, idx = _ivf_faiss(store, k, nlist, nprobe, dev, fp16, pq_m, seed, train_size,
+                               block)
     _put_self_first(dist, idx)
     return dist, idx
 
