@@ -210,10 +210,11 @@ def _ivf_index(d: int, nlist: int, fp16: bool, pq_m: int):
 
 
 def _train_centroids(store: np.ndarray, nlist: int, seed: int, train_size: int,
-                     niter: int = 20) -> np.ndarray:
-    """(nlist, D) float32 k-means centroids (faiss) of a random subset of the rows."""
+                     niter: int = 10) -> np.ndarray:
+    """(nlist, D) float32 k-means centroids (faiss, ``niter`` Lloyd iterations) of a random
+    subset of ``train_size`` rows (0: min(N, 40 nlist))."""
     n, d = store.shape
-    ntrain = min(n, train_size if train_size > 0 else max(64 * nlist, 1000))
+    ntrain = min(n, train_size if train_size > 0 else max(40 * nlist, 1000))
     rng = np.random.default_rng(seed)
     sample = np.sort(rng.choice(n, ntrain, replace=False)) if ntrain < n else np.arange(n)
     train = as_float32_matrix(store[sample])
@@ -262,9 +263,8 @@ def _ivf_blas(store: np.ndarray, k: int, nlist: int, nprobe: int, seed: int, tra
         for c in range(0, q_all.numel(), block):
             q_ids = q_all[c:c + block]
             d = sq[q_ids, None] + sq[None, x_ids] - 2.0 * (feats[q_ids].float() @ xl.T)
-            val, pos = torch.topk(d, min(k, d.shape[1]), dim=1, largest=False, sorted=True)
-            cat_d = torch.cat([best_d[q_ids], val], dim=1)
-            cat_i = torch.cat([best_i[q_ids], x_ids[pos]], dim=1)
+            cat_d = torch.cat([best_d[q_ids], d], dim=1)  # one top-k merges the list in
+            cat_i = torch.cat([best_i[q_ids], x_ids.expand(q_ids.numel(), -1)], dim=1)
             v, p = torch.topk(cat_d, k, dim=1, largest=False, sorted=True)
             best_d[q_ids] = v
             best_i[q_ids] = torch.gather(cat_i, 1, p)
@@ -315,9 +315,9 @@ def knn_ivf(features: np.ndarray | torch.Tensor, k: int, nlist: int = 0,
             block: int = 65536, engine: str = "auto") -> tuple[np.ndarray, np.ndarray]:
     """Approximate k nearest neighbours of every row among all rows with an IVF partition.
 
-    The ``nlist`` centroids are trained by faiss k-means (``seed``) on a random subset of
-    ``train_size`` rows (0: min(N, 64 nlist)); every query scans the ``nprobe`` lists of its
-    nearest centroids. Two engines:
+    The ``nlist`` centroids are trained by faiss k-means (``seed``, 10 iterations) on a random
+    subset of ``train_size`` rows (0: min(N, 40 nlist)); every query scans the ``nprobe``
+    lists of its nearest centroids. Two engines:
 
     * ``"blas"`` (the CPU default): the all-pairs search done list by list, one matrix product
       per list against all the queries probing it (the features are read in place, float16
