@@ -85,3 +85,9 @@ def test_run_checks_turns_an_exception_into_a_row(monkeypatch) -> None:
     monkeypatch.setitem(gpu_check.CHECKS, "broken", broken)
     (row,) = gpu_check.run_checks(["broken"], "cpu")
     assert row.equal == "no" and row.result == "ERROR RuntimeError: boom"
+
+
+def test_video_check_on_cpu() -> None:
+    rows = gpu_check.check_video("cpu")  # bf16 autocast on the CPU: the same code path
+    assert [r.path.split()[0] for r in rows] == ["timesformer_tiny", "vivit_m2_tiny"]
+    assert all(r.equal == "yes" and "grads finite True" in r.result for r in rows), rows

@@ -272,8 +272,13 @@ def check_video(device: str = "cuda") -> list[Row]:
         model.eval()
         with torch.no_grad():
             ref = model(clips).numpy()
-        model.to(device).train()
+        model.to(device).eval()  # before the training step: it moves the BN statistics
         dev_clips = clips.to(device)
+        with torch.no_grad(), torch.autocast(device_type=torch.device(device).type,
+                                             dtype=torch.bfloat16):
+            emb = model(dev_clips).float().cpu().numpy()
+        ok, msg = cosine_agree(emb, ref, 0.99)
+        model.train()
 
         def step(model=model, dev_clips=dev_clips) -> tuple[torch.Tensor, bool]:
             model.zero_grad(set_to_none=True)
@@ -289,11 +294,6 @@ def check_video(device: str = "cuda") -> list[Row]:
             return loss.detach(), bool(finite)
 
         (loss, finite), sec = _timed(step)
-        model.eval()
-        with torch.no_grad(), torch.autocast(device_type=torch.device(device).type,
-                                             dtype=torch.bfloat16):
-            emb = model(dev_clips).float().cpu().numpy()
-        ok, msg = cosine_agree(emb, ref, 0.99)
         rows.append(Row(f"{arch} bf16 fwd+bwd ({device}) 4x3x8x64x32",
                         f"loss {float(loss):.3f}, grads finite {finite}; {msg}", sec,
                         yes_no(ok and finite), "cosine >= 0.99 vs fp32 CPU"))
