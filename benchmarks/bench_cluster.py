@@ -1,20 +1,42 @@
-"""Benchmark: sparse Jaccard + DBSCAN vs a dense reference (the published SpCL-style code).
+"""Benchmark: sparse Jaccard + DBSCAN vs a dense reference (the published SpCL-style code), and
+the scaling rows of issue #27 (exact vs IVF kNN, streamed Jaccard, N up to 1,000,000).
 
-Each case runs in its own subprocess so that its peak memory (ru_maxrss) is measured alone.
+Each case runs in its own subprocess so that its peak memory is measured alone.
 Features are clustered synthetic data (identities x images, L2-normalised).
 
     python benchmarks/bench_cluster.py                 # N = 12,936 (dense + sparse), N = 100,000
     python benchmarks/bench_cluster.py --skip-100k
 
 D = 2048 for every row (``--big-d`` changes it for N = 100,000); about 5 minutes on 2 cores.
+
+Scaling rows (``--sizes``): the full pseudo-label pipeline of
+:class:`reid.cluster.SelfPacedLabeler` (kNN, Jaccard, DBSCAN at eps - gap / eps / eps + gap,
+reliability), stage by stage, for each N and each kNN method, one child process per row
+reading its own peak RSS (VmHWM of /proc/self/status; per stage too, the peak being reset
+through /proc/self/clear_refs where the kernel allows it). Features: Gaussian clusters on the
+sphere with log-normal sizes (median ~ 15 images, 2 to 200) plus ``--noise`` un-clusterable
+uniform points. Where the exact row is run (N <= ``--exact-max``) the table also gives the
+IVF kNN recall@k1 against exact, the ARI between the IVF and the exact pseudo labels, and the
+end-to-end speed ratio exact / IVF; every row gives the ARI against the true identities.
+
+    python benchmarks/bench_cluster.py --sizes 10000 30000 --dim 256          # ~2 min, 2 cores
+    python benchmarks/bench_cluster.py --sizes 100000 --dim 256               # exact + ivf
+    python benchmarks/bench_cluster.py --sizes 300000 --dim 256
+    python benchmarks/bench_cluster.py --sizes 1000000 --dim 256 --methods ivf
+    python benchmarks/bench_cluster.py --sizes 1000000 --dim 2048 --methods ivf --ivf-fp16
+
+``--block-rows`` (default 50000) is ``CLUSTER.BLOCK_ROWS``; 0 runs the in-memory Jaccard path.
+``--json FILE`` also writes the rows.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -105,14 +127,245 @@ def run_case(case: str, n: int, d: int) -> dict:
     return out
 
 
+# ------------------------------------------------------------------ scaling rows (issue #27)
+def _proc_status_kib(key: str) -> int:
+    """A ``VmHWM`` / ``VmRSS`` line of /proc/self/status in KiB (0 where unavailable)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _cpu_s() -> float:
+    """User + system CPU seconds of this process, all threads (wall time on a shared machine
+    depends on the other load; CPU time much less)."""
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def _reset_peak() -> bool:
+    """Reset VmHWM to the current RSS (Linux >= 4.0: write 5 to /proc/self/clear_refs)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def clustered_features(n: int, d: int, noise: float = 0.1, spread: float = 0.8, seed: int = 0,
+                       block: int = 65536) -> tuple[np.ndarray, np.ndarray]:
+    """(N, D) float32 L2-normalised features and (N,) int64 true ids (-1 - i for noise points).
+
+    Identities have log-normal sizes (median 15, clipped to [2, 200]); an image is its
+    identity's unit centre plus isotropic Gaussian noise of total norm ~ ``spread``; a fraction
+    ``noise`` of the rows are uniform on the sphere (un-clusterable). Filled in row blocks, so
+    the peak is the array itself plus one block.
+    """
+    rng = np.random.default_rng(seed)
+    n_clean = n - int(round(noise * n))
+    sizes = []
+    total = 0
+    while total < n_clean:
+        s = int(np.clip(round(rng.lognormal(np.log(15), 0.6)), 2, 200))
+        s = min(s, n_clean - total) if n_clean - total >= 2 else s
+        sizes.append(s)
+        total += s
+    sizes = np.asarray(sizes)
+    ids = np.repeat(np.arange(sizes.size), sizes)[:n_clean]
+    ids = np.concatenate([ids, -1 - np.arange(n - n_clean)])
+    ids = ids[rng.permutation(n)]
+    centres = rng.standard_normal((sizes.size, d), dtype=np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    x = np.empty((n, d), np.float32)
+    for a in range(0, n, block):
+        b = min(n, a + block)
+        part = rng.standard_normal((b - a, d), dtype=np.float32)
+        idb = ids[a:b]
+        clean = idb >= 0
+        part[clean] *= spread / np.sqrt(d)
+        part[clean] += centres[idb[clean]]
+        part /= np.linalg.norm(part, axis=1, keepdims=True)
+        x[a:b] = part
+    return x, ids
+
+
+def run_scale(args: argparse.Namespace) -> dict:
+    """One row: the labeler pipeline stage by stage (see the module docstring)."""
+    from reid.cluster.dbscan import dbscan
+    from reid.cluster.jaccard import jaccard_distance
+    from reid.cluster.knn import search_knn
+    from reid.cluster.quality import label_quality
+    from reid.cluster.reliability import (
+        cluster_reliability,
+        independence_threshold,
+        relabel_kept,
+        self_paced_filter,
+    )
+
+    n, d, k1, k2 = args.n, args.d, 30, 6
+    eps, gap, min_samples = 0.6, 0.02, 4
+    jaccard_distance(clustered_features(300, 16)[0], k1=k1, k2=k2, block_rows=100,
+                     max_distance=eps + gap, normalized=True)  # numba compile / cache load
+    x, ids = clustered_features(n, d, noise=args.noise, seed=args.seed)
+    out: dict = {"method": args.method, "n": n, "d": d,
+                 "base_gib": _proc_status_kib("VmRSS") / 2**20}
+    can_reset = _reset_peak()
+    stage_peak: dict[str, float] = {}
+    t_all = time.perf_counter()
+
+    cpu0 = [_cpu_s()]
+
+    def stage(name: str, t0: float) -> None:
+        out[f"{name}_s"] = time.perf_counter() - t0
+        cpu = _cpu_s()
+        out[f"{name}_cpu_s"] = cpu - cpu0[0]
+        cpu0[0] = cpu
+        stage_peak[name] = _proc_status_kib("VmHWM") / 2**20
+        if can_reset:
+            _reset_peak()
+
+    t = time.perf_counter()
+    opts = ({"nlist": args.nlist, "nprobe": args.nprobe, "fp16": args.ivf_fp16, "pq_m": args.ivf_pq}
+            if args.method == "ivf" else {})
+    _, rank = search_knn(x, k1, method=args.method, **opts)
+    stage("knn", t)
+    t = time.perf_counter()
+    dist = jaccard_distance(x, k1=k1, k2=k2, rank=rank, block_rows=args.block_rows,
+                            max_distance=eps + gap if args.block_rows > 0 else None,
+                            normalized=True)
+    out["nnz_per_row"] = dist.nnz / n
+    stage("jaccard", t)
+    t = time.perf_counter()
+    labels = dbscan(dist, eps, min_samples)
+    tight = dbscan(dist, eps - gap, min_samples)
+    loose = dbscan(dist, eps + gap, min_samples)
+    del dist
+    stage("dbscan", t)
+    t = time.perf_counter()
+    r_comp, r_indep = cluster_reliability(tight, labels, loose)
+    thr = independence_threshold(labels, r_indep)
+    final = relabel_kept(labels, self_paced_filter(labels, r_comp, r_indep, thr))
+    stage("reliability", t)
+    out["total_s"] = time.perf_counter() - t_all
+    out["total_cpu_s"] = sum(out[f"{k}_cpu_s"] for k in ("knn", "jaccard", "dbscan",
+                                                         "reliability"))
+    out["peak_gib"] = max(stage_peak.values())
+    out["stage_peak_gib"] = stage_peak if can_reset else {}
+    out["clusters"] = int(final.max()) + 1
+    out["unclustered"] = int((final < 0).sum())
+    out["ari_true"] = label_quality(final, ids)["ari"]
+    if args.save:
+        np.save(args.save + "_rank.npy", rank)
+        np.save(args.save + "_labels.npy", final)
+    return out
+
+
+def scale_rows(args: argparse.Namespace) -> list[dict]:
+    """Run every (N, method) row in a child process; exact first so IVF can be compared."""
+    from sklearn.metrics import adjusted_rand_score
+
+    from reid.cluster.knn import knn_recall
+    from reid.cluster.reliability import with_singletons
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in args.sizes:
+            methods = [m for m in args.methods if m != "exact" or n <= args.exact_max]
+            saved: dict[str, str] = {}
+            for method in methods:
+                save = os.path.join(tmp, f"{method}_{n}")
+                cmd = [sys.executable, __file__, "--scale-case", "--method", method, "--n", str(n),
+                       "--d", str(args.dim), "--nlist", str(args.nlist), "--nprobe",
+                       str(args.nprobe), "--ivf-pq", str(args.ivf_pq), "--block-rows",
+                       str(args.block_rows), "--noise", str(args.noise), "--seed", str(args.seed),
+                       "--save", save] + (["--ivf-fp16"] if args.ivf_fp16 else [])
+                res = subprocess.run(cmd, capture_output=True, text=True)
+                if res.returncode != 0:
+                    raise RuntimeError(f"row {method} N={n} failed:\n{res.stderr[-3000:]}")
+                row = json.loads(res.stdout.strip().splitlines()[-1])
+                saved[method] = save
+                if method == "ivf" and "exact" in saved:
+                    ex = next(r for r in rows if r["n"] == n and r["method"] == "exact")
+                    row["recall"] = knn_recall(np.load(save + "_rank.npy"),
+                                               np.load(saved["exact"] + "_rank.npy"))
+                    row["ari_vs_exact"] = float(adjusted_rand_score(  # outliers: singletons
+                        with_singletons(np.load(saved["exact"] + "_labels.npy")),
+                        with_singletons(np.load(save + "_labels.npy"))))
+                    row["speedup"] = ex["total_s"] / row["total_s"]
+                    row["cpu_speedup"] = ex["total_cpu_s"] / row["total_cpu_s"]
+                rows.append(row)
+                print(f"done {method} N={n}: {row['total_s']:.1f} s, "
+                      f"peak {row['peak_gib']:.2f} GiB", file=sys.stderr, flush=True)
+    return rows
+
+
+def format_scale_table(rows: list[dict]) -> str:
+    """The scaling table: one line per row, stage wall seconds, total CPU seconds (all
+    threads), peak GiB, bytes per image above the process's RSS once the features exist
+    (B/img), the comparison columns (end-to-end wall and CPU time ratios exact / IVF)."""
+    head = (f"{'kNN':<6}{'N':>9}{'D':>6}{'kNN s':>8}{'Jacc s':>8}{'DBSCAN s':>9}{'rel s':>7}"
+            f"{'total s':>9}{'CPU s':>8}{'peak GiB':>9}{'B/img':>7}{'clusters':>9}{'uncl.':>8}"
+            f"{'ARI gt':>8}"
+            f"{'recall':>8}{'ARI ex':>8}{'ex/ivf':>8}{'cpu ex/ivf':>11}")
+    lines = [head]
+
+    def opt(r: dict, key: str, fmt: str) -> str:
+        return format(r[key], fmt) if key in r else "-"
+
+    for r in rows:
+        lines.append(
+            f"{r['method']:<6}{r['n']:>9}{r['d']:>6}{r['knn_s']:>8.1f}{r['jaccard_s']:>8.1f}"
+            f"{r['dbscan_s']:>9.2f}{r['reliability_s']:>7.2f}{r['total_s']:>9.1f}"
+            f"{r['total_cpu_s']:>8.1f}"
+            f"{r['peak_gib']:>9.2f}{(r['peak_gib'] - r['base_gib']) * 2**30 / r['n']:>7.0f}"
+            f"{r['clusters']:>9}{r['unclustered']:>8}{r['ari_true']:>8.3f}"
+            f"{opt(r, 'recall', '.3f'):>8}{opt(r, 'ari_vs_exact', '.3f'):>8}"
+            f"{opt(r, 'speedup', '.2f'):>8}{opt(r, 'cpu_speedup', '.2f'):>11}")
+    return "\n".join(lines)
+
+
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__)
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--case", default="")
     p.add_argument("--n", type=int, default=12936)
     p.add_argument("--d", type=int, default=2048)
     p.add_argument("--big-d", type=int, default=2048)
     p.add_argument("--skip-100k", action="store_true")
+    g = p.add_argument_group("scaling rows (issue #27)")
+    g.add_argument("--sizes", type=int, nargs="+", default=[],
+                   help="N of the scaling rows, e.g. 100000 300000 1000000")
+    g.add_argument("--dim", type=int, default=256, help="feature dimension of the scaling rows")
+    g.add_argument("--methods", nargs="+", default=["exact", "ivf"], choices=["exact", "ivf"])
+    g.add_argument("--exact-max", type=int, default=300_000,
+                   help="largest N that also runs the exact path (for recall / ARI / speed)")
+    g.add_argument("--nlist", type=int, default=0, help="CLUSTER.IVF_NLIST (0 = rule)")
+    g.add_argument("--nprobe", type=int, default=32, help="CLUSTER.IVF_NPROBE")
+    g.add_argument("--ivf-fp16", action="store_true", help="CLUSTER.IVF_FP16")
+    g.add_argument("--ivf-pq", type=int, default=0, help="CLUSTER.IVF_PQ")
+    g.add_argument("--block-rows", type=int, default=50_000, help="CLUSTER.BLOCK_ROWS")
+    g.add_argument("--noise", type=float, default=0.1, help="fraction of un-clusterable points")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--json", default="", help="also write the rows to this file")
+    g.add_argument("--scale-case", action="store_true", help=argparse.SUPPRESS)
+    g.add_argument("--method", default="ivf", help=argparse.SUPPRESS)
+    g.add_argument("--save", default="", help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.scale_case:
+        print(json.dumps(run_scale(args)))
+        return
+    if args.sizes:
+        rows = scale_rows(args)
+        print(format_scale_table(rows))
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(rows, f, indent=1)
+        return
     if args.case:
         print(json.dumps(run_case(args.case, args.n, args.d)))
         return

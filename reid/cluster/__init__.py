@@ -1,7 +1,7 @@
-"""Pseudo labels at scale: exact kNN, sparse k-reciprocal Jaccard distance (plain and
-camera-aware), DBSCAN (CPU and torch/GPU), SpCL's self-paced reliability criterion, k-means,
-labelling within camera groups (a topology prior), pseudo-label quality measures, and test-time
-re-ranking.
+"""Pseudo labels at scale: exact and approximate (IVF) kNN, sparse k-reciprocal Jaccard distance
+(plain and camera-aware; in memory or streamed in row blocks), DBSCAN (CPU and torch/GPU),
+SpCL's self-paced reliability criterion, k-means, labelling within camera groups (a topology
+prior), pseudo-label quality measures, and test-time re-ranking.
 
 ``build_pseudo_labeler(cfg, device)`` picks the labeler named by ``CLUSTER.METHOD`` from
 :data:`PSEUDO_LABELERS`.
@@ -18,7 +18,7 @@ from reid.cluster.dbscan import dbscan, dbscan_cpu, dbscan_torch
 from reid.cluster.groups import CameraGroupLabeler, camera_group_index
 from reid.cluster.jaccard import jaccard_distance
 from reid.cluster.kmeans import KMeansLabeler, kmeans_labels
-from reid.cluster.knn import knn
+from reid.cluster.knn import knn, knn_ivf, knn_recall, search_knn
 from reid.cluster.quality import camera_pair_quality, label_quality
 from reid.cluster.reliability import (
     SelfPacedLabeler,
@@ -30,7 +30,8 @@ from reid.cluster.reliability import (
 from reid.cluster.rerank import rerank_distance
 from reid.utils.registry import Registry
 
-__all__ = ["camera_centred", "camera_aware_jaccard_distance", "knn", "jaccard_distance", "dbscan",
+__all__ = ["camera_centred", "camera_aware_jaccard_distance", "knn", "knn_ivf", "knn_recall",
+           "search_knn", "jaccard_distance", "dbscan",
            "dbscan_cpu", "dbscan_torch",
            "cluster_reliability", "independence_threshold", "self_paced_filter", "relabel_kept",
            "SelfPacedLabeler", "kmeans_labels", "KMeansLabeler", "rerank_distance",
@@ -47,7 +48,10 @@ def _build_dbscan_labeler(cfg: Any, device: torch.device | str | None) -> SelfPa
                             k2=c.K2, self_paced=c.SELF_PACED, device=device,
                             k1_plus_one=c.K1_PLUS_ONE, knn_backend=c.KNN_BACKEND,
                             camera_aware=c.CAMERA_AWARE, k1_inter=c.K1_INTER,
-                            k2_inter=c.K2_INTER)
+                            k2_inter=c.K2_INTER, knn_method=c.KNN,
+                            knn_options={"nlist": c.IVF_NLIST, "nprobe": c.IVF_NPROBE,
+                                         "fp16": c.IVF_FP16, "pq_m": c.IVF_PQ},
+                            block_rows=c.BLOCK_ROWS)
 
 
 @PSEUDO_LABELERS.register("kmeans")

@@ -17,6 +17,33 @@ Definitions (features L2-normalised, d(i, j) = 2 - 2 x_i.x_j):
 Everything is sparse: memory is O(N (k1 + k2)^2) (V has at most ~k1^2/2 entries per row, V_qe
 k2 times that, and the output only pairs that share a V_qe column); no N x N array is built.
 The kernels are numba-parallel (``cache=True``).
+
+Streaming (``block_rows > 0``, ``CLUSTER.BLOCK_ROWS``): the query expansion and the Jaccard
+rows are computed ``block_rows`` rows at a time into arrays sized once (the query expansion
+counts a block's entries, then fills them: no concatenation copy), the transposed encoding is
+built once, and with ``max_distance`` only the entries ``<= max_distance`` (plus the diagonal)
+are kept from each block, which is all DBSCAN at radius <= max_distance reads. The kept
+entries are identical (bit for bit) to those of the in-memory path.
+
+Memory model, bytes per image (k1 = 30, k2 = 6, k-NN with kc = k1 columns; ``e_v``, ``e_qe``
+and ``e_j`` the mean stored entries per row of V, V_qe and the Jaccard output; measured on
+the clustered synthetic features of ``benchmarks/bench_cluster.py`` at N = 8,000: e_v = 27,
+e_qe = 55, e_j = 1,100 before the ``max_distance`` cut and 23 after it at 0.62):
+
+=========================  ====================================================
+features (float32)         4 D (+ 4 D once more if the caller's array is not
+                           already L2-normalised float32)
+kNN search                 exact faiss: 12 kc + block temporaries; IVF: see
+                           :mod:`reid.cluster.knn` (index 4 D / 2 D fp16 / m PQ)
+kNN lists kept             8 kc (int64; distances dropped)
+reciprocal sets            8 (kc + 1) + 8 (round(k1/2) + 1) + 16
+V (CSR float64, int64)     16 e_v
+V_qe (CSR float64, int32)  12 e_qe (in-memory path: + transient avg @ V product)
+V_qe transposed            12 e_qe (+ int64/float64 copies in the in-memory path)
+Jaccard output (float32,   8 e_j in memory (twice while the parts are stacked);
+int32)                     streaming: 8 e_j(<= max_distance) + one block of 8 e_j
+DBSCAN (three radii)       ~ 40 e_j(<= eps) transient (COO + symmetrised copies)
+=========================  ====================================================
 """
 from __future__ import annotations
 
@@ -28,13 +55,13 @@ import scipy.sparse as sp
 import torch
 from numba import njit, prange
 
-from reid.cluster.knn import as_float32_matrix, knn
+from reid.cluster.knn import as_float32_matrix, search_knn
 from reid.utils.progress import progress
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["jaccard_distance", "l2_normalize", "reciprocal_neighbours", "sparse_v_qe",
-           "jaccard_rows", "jaccard_all", "encode_v", "query_expand"]
+           "jaccard_rows", "jaccard_all", "encode_v", "query_expand", "query_expand_blocked"]
 
 
 def l2_normalize(x: np.ndarray, name: str = "features") -> np.ndarray:
@@ -196,7 +223,49 @@ def query_expand(v: sp.csr_matrix, qe: np.ndarray) -> sp.csr_matrix:
     return v_qe
 
 
-def sparse_v_qe(x: np.ndarray, rank: np.ndarray, k1: int, k2: int) -> sp.csr_matrix:
+def query_expand_blocked(v: sp.csr_matrix, qe: np.ndarray, block_rows: int) -> sp.csr_matrix:
+    """:func:`query_expand` computed ``block_rows`` rows at a time: a first pass counts each
+    block's entries, the second fills arrays allocated once (no concatenation copy). The
+    result is identical to :func:`query_expand` (the same products summed in the same order).
+    """
+    n = qe.shape[0]
+    if block_rows <= 0:
+        raise ValueError(f"block_rows must be >= 1, got {block_rows}")
+    valid = qe >= 0
+    counts = valid.sum(axis=1)
+    if (counts == 0).any():
+        raise ValueError("every query-expansion row needs at least one neighbour")
+    v = v.tocsr()
+
+    def block(a: int, b: int) -> sp.csr_matrix:
+        rows, pos = np.nonzero(valid[a:b])
+        weights = 1.0 / counts[a:b][rows]
+        avg = sp.csr_matrix((weights, (rows, qe[a:b][rows, pos])), shape=(b - a, v.shape[0]))
+        out = (avg @ v).tocsr()
+        out.sort_indices()
+        return out
+
+    starts = list(range(0, n, block_rows))
+    nnz = np.zeros(n + 1, np.int64)
+    for a in starts:
+        b = min(n, a + block_rows)
+        nnz[a + 1:b + 1] = np.diff(block(a, b).indptr)
+    indptr = np.cumsum(nnz)
+    idx_dtype = np.int32 if max(v.shape[1], indptr[-1]) < 2**31 else np.int64
+    indices = np.empty(indptr[-1], idx_dtype)
+    data = np.empty(indptr[-1], np.float64)
+    for a in starts:
+        b = min(n, a + block_rows)
+        part = block(a, b)
+        indices[indptr[a]:indptr[b]] = part.indices
+        data[indptr[a]:indptr[b]] = part.data
+    out = sp.csr_matrix((data, indices, indptr.astype(idx_dtype)), shape=(n, v.shape[1]))
+    out.has_sorted_indices = True
+    return out
+
+
+def sparse_v_qe(x: np.ndarray, rank: np.ndarray, k1: int, k2: int, block_rows: int = 0
+                ) -> sp.csr_matrix:
     """The locally query-expanded encoding V_qe (float64 CSR, N x N, rows sum to 1).
 
     Args:
@@ -205,14 +274,18 @@ def sparse_v_qe(x: np.ndarray, rank: np.ndarray, k1: int, k2: int) -> sp.csr_mat
         k1: reciprocal neighbourhood size; R(i, k1) uses ``min(k1+1, kc)`` columns and
             R(j, round(k1/2)) uses ``min(round(k1/2)+1, kc)`` columns.
         k2: query-expansion size, clipped to kc (k2 = 1 gives V itself).
+        block_rows: > 0 runs the query expansion in row blocks (:func:`query_expand_blocked`).
     """
     kc = rank.shape[1]
     r1, c1 = reciprocal_neighbours(rank, k1)
     r2, c2 = reciprocal_neighbours(rank, int(round(k1 / 2)))
     v = encode_v(x, r1, c1, r2, c2)
+    del r1, c1, r2, c2
     k2 = max(1, min(k2, kc))
     if k2 == 1:
         return v
+    if block_rows > 0:
+        return query_expand_blocked(v, rank[:, :k2], block_rows)
     return query_expand(v, rank[:, :k2])
 
 
@@ -308,8 +381,10 @@ def jaccard_rows(v_qe: sp.csr_matrix, rows: np.ndarray, columns: sp.csr_matrix |
 
 def jaccard_distance(features: np.ndarray | torch.Tensor, k1: int = 30, k2: int = 6,
                      k1_plus_one: bool = False, device: str | torch.device | None = None,
-                     knn_backend: str = "auto", rank: np.ndarray | None = None
-                     ) -> sp.csr_matrix:
+                     knn_backend: str = "auto", rank: np.ndarray | None = None,
+                     knn_method: str = "exact", knn_options: dict | None = None,
+                     block_rows: int = 0, max_distance: float | None = None,
+                     normalized: bool = False) -> sp.csr_matrix:
     """Sparse k-reciprocal Jaccard distance between all rows of ``features``.
 
     Args:
@@ -322,6 +397,17 @@ def jaccard_distance(features: np.ndarray | torch.Tensor, k1: int = 30, k2: int 
         device: device of the kNN search (faiss-GPU / torch). The sparse kernels run on the CPU.
         knn_backend: "auto", "faiss" or "torch" (see :func:`reid.cluster.knn.knn`).
         rank: optional precomputed (N, kc) int64 kNN lists (self first) used instead of a search.
+        knn_method: "exact" (:func:`reid.cluster.knn.knn`) or "ivf"
+            (:func:`reid.cluster.knn.knn_ivf`, approximate), see
+            :func:`reid.cluster.knn.search_knn`.
+        knn_options: keyword arguments of the IVF search (``nlist``, ``nprobe``, ``fp16``,
+            ``pq_m``).
+        block_rows: > 0 streams the query expansion and the Jaccard rows in blocks of this many
+            rows (see the module docstring); the stored entries are the same as with 0.
+        max_distance: keep only distances ``<= max_distance`` (and the diagonal); None keeps
+            every distance below 1. DBSCAN at eps <= max_distance gives the same labels.
+        normalized: ``features`` are already L2-normalised float32 (skips the normalising copy;
+            the caller vouches for it).
 
     Returns:
         (N, N) float32 ``scipy.sparse.csr_matrix`` with sorted indices. Stored entries are the
@@ -329,27 +415,40 @@ def jaccard_distance(features: np.ndarray | torch.Tensor, k1: int = 30, k2: int 
         distances are stored explicitly; the diagonal is always stored and exactly 0. The result
         is exactly symmetric (m(i, j) and m(j, i) sum the same terms in the same order).
     """
-    x = l2_normalize(as_float32_matrix(features))
+    x = as_float32_matrix(features)
+    if not normalized:
+        x = l2_normalize(x)
     n = x.shape[0]
     if k1 < 1 or k2 < 1:
         raise ValueError(f"k1 and k2 must be >= 1, got k1={k1}, k2={k2}")
     kc = min(n, k1 + 1 if k1_plus_one else k1)
     if rank is None:
-        _, rank = knn(x, kc, device=device, backend=knn_backend)
+        _, rank = search_knn(x, kc, method=knn_method, device=device, backend=knn_backend,
+                             **(knn_options or {}))
+        if (rank < 0).any():  # an IVF list scan that found fewer than kc points
+            raise RuntimeError("the kNN search left lists unfilled (-1); raise IVF nprobe")
     else:
         rank = np.ascontiguousarray(rank, dtype=np.int64)
         if rank.shape[0] != n or not np.array_equal(rank[:, 0], np.arange(n)):
             raise ValueError("rank must be (N, kc) kNN lists with each row's own index first")
-    return jaccard_all(sparse_v_qe(x, rank, k1, k2))
+    v_qe = sparse_v_qe(x, rank, k1, k2, block_rows=block_rows)
+    del rank
+    return jaccard_all(v_qe, block_rows=block_rows, max_distance=max_distance)
 
 
-def jaccard_all(v_qe: sp.csr_matrix) -> sp.csr_matrix:
+def jaccard_all(v_qe: sp.csr_matrix, block_rows: int = 0, max_distance: float | None = None
+                ) -> sp.csr_matrix:
     """(N, N) float32 CSR Jaccard distances of every pair of rows of an (N, N) encoding V_qe.
 
     Stored entries are the distances below 1 (absent = 1) and the diagonal, set to exactly 0.
     Exactly symmetric by construction: m(i, j) and m(j, i) add the same terms min(V_ik, V_jk)
     in the same (ascending k) order, so no transpose-and-average pass is needed.
+
+    ``block_rows > 0`` or ``max_distance`` set: the streaming path (:func:`_jaccard_streamed`),
+    same entries (those ``<= max_distance`` only, when set).
     """
+    if block_rows > 0 or max_distance is not None:
+        return _jaccard_streamed(v_qe, block_rows, max_distance)
     n = v_qe.shape[0]
     chunks = np.array_split(np.arange(n, dtype=np.int64), max(1, min(10, n // 1000)))
     parts = [jaccard_rows(v_qe, rows)
@@ -372,3 +471,50 @@ def _diag_positions(indptr, indices):
                 out[i] = a - indptr[i]
                 break
     return out
+
+
+def _jaccard_streamed(v_qe: sp.csr_matrix, block_rows: int, max_distance: float | None
+                      ) -> sp.csr_matrix:
+    """Jaccard rows in blocks of ``block_rows`` (0: N / 10, at least 1000) with the transposed
+    encoding built once and no int64 / float64 copies of it; each block keeps the entries
+    ``<= max_distance`` (all when None) and the diagonal (set to 0), then the kept blocks are
+    joined. Entry values are those of :func:`jaccard_rows` (the same kernels)."""
+    n = v_qe.shape[0]
+    if block_rows <= 0:
+        block_rows = max(1000, -(-n // 10))
+    inv = v_qe.T.tocsr()
+    inv.sort_indices()
+    vd = v_qe.data.astype(np.float64, copy=False)
+    td = inv.data.astype(np.float64, copy=False)
+    nchunks_max = 8 * numba.get_num_threads()
+    idx_dtype = np.int32 if n < 2**31 else np.int64
+    parts_idx, parts_data, counts = [], [], np.zeros(n, np.int64)
+    for a in progress(range(0, n, block_rows), desc=f"Jaccard distance streamed (N={n})"):
+        rows = np.arange(a, min(n, a + block_rows), dtype=np.int64)
+        nchunks = max(1, min(rows.size, nchunks_max))
+        cnt = _jaccard_count(rows, v_qe.indptr, v_qe.indices, inv.indptr, inv.indices, n,
+                             nchunks)
+        optr = np.zeros(rows.size + 1, np.int64)
+        np.cumsum(cnt, out=optr[1:])
+        oidx = np.empty(optr[-1], idx_dtype)
+        odata = np.empty(optr[-1], np.float32)
+        _jaccard_fill(rows, v_qe.indptr, v_qe.indices, vd, inv.indptr, inv.indices, td, n,
+                      nchunks, optr, oidx, odata)
+        row_of = np.repeat(rows, cnt)
+        diag = oidx == row_of
+        odata[diag] = 0.0
+        if max_distance is not None:
+            keep = (odata <= max_distance) | diag
+            oidx, odata = oidx[keep], odata[keep]
+            cnt = np.bincount(row_of[keep] - a, minlength=rows.size)
+        parts_idx.append(oidx)
+        parts_data.append(odata)
+        counts[rows] = cnt
+    indptr = np.zeros(n + 1, np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    dist = sp.csr_matrix((np.concatenate(parts_data), np.concatenate(parts_idx), indptr),
+                         shape=(n, n))
+    dist.has_sorted_indices = True
+    logger.debug("Jaccard distance (streamed): N=%d, %.1f stored entries per row", n,
+                 dist.nnz / n)
+    return dist

@@ -1,6 +1,6 @@
-"""Exact k-nearest-neighbour search on the squared Euclidean distance.
+"""k-nearest-neighbour search on the squared Euclidean distance: exact, and approximate (IVF).
 
-One entry point, :func:`knn`, with three interchangeable paths: faiss on the GPU (when ``device``
+Exact search: :func:`knn`, with three interchangeable paths: faiss on the GPU (when ``device``
 is CUDA and faiss was built with GPU support), faiss on the CPU, and a blocked ``torch.topk``
 path that runs on any torch device. All paths are exact (brute force) and return the same lists
 up to ties.
@@ -11,6 +11,26 @@ between BLAS kernels, so two neighbours whose distances differ by ~1e-7 may swap
 that is fixed on every path is the query itself: it is always in column 0 with distance 0, even
 when duplicates of it exist (a duplicate found before it is moved back one place; if ``k``
 duplicates hide it, the last neighbour is dropped to make room).
+
+Approximate search: :func:`knn_ivf`, an inverted-file (IVF) partition of the features by
+faiss k-means, searched on the CPU list by list with one matrix product per list (engine
+"blas"), or with a faiss IVF index (IVF-Flat, IVF-SQfp16 or IVF-PQ; engine "faiss", used on
+the GPU when faiss has GPU support), with the same output contract as :func:`knn` (self first,
+distance 0). :func:`search_knn` picks one of the two by name (``CLUSTER.KNN``: "exact" or
+"ivf"); :func:`knn_recall` measures an approximate result against the exact one.
+
+IVF parameters (``CLUSTER.IVF_NLIST`` / ``CLUSTER.IVF_NPROBE``): ``nlist = 0`` takes the rule
+:func:`ivf_nlist` = round(4 sqrt(N)) clamped to [1, min(65536, N // 39)] (faiss wants >= 39
+training points per list); ``nprobe`` (default 32) lists are scanned per query, clipped to
+nlist. ``nprobe >= nlist`` scans every list, i.e. an exact search (same neighbours as
+:func:`knn` up to floating-point near-ties). Cost per query ~ nlist (coarse quantiser) +
+N nprobe / nlist (list scan), i.e. O(sqrt(N)) with the rule, against O(N) for the exact search.
+
+Memory of the IVF search (bytes per image, D = feature dimension, k neighbours): engine
+"blas": 12 k (running top-k ids + distances) + 12 nprobe (probe lists and their inverse), the
+features read in place (float16 input stays float16); engine "faiss": an index of 4 D (flat) /
+2 D (``fp16``) / m (PQ, m sub-quantisers) + 8 (ids), plus 12 k of results. Queries and
+additions go in blocks of ``block`` rows, so no other (N, D) float32 copy is made.
 """
 from __future__ import annotations
 
@@ -23,7 +43,11 @@ from reid.utils.progress import progress
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["knn", "as_float32_matrix", "faiss_gpu_available"]
+__all__ = ["knn", "knn_ivf", "ivf_nlist", "search_knn", "knn_recall", "as_float32_matrix",
+           "faiss_gpu_available", "KNN_METHODS"]
+
+KNN_METHODS = ("exact", "ivf")
+IVF_NPROBE_DEFAULT = 32
 
 try:
     import faiss
@@ -154,3 +178,246 @@ def knn(features: np.ndarray | torch.Tensor, k: int, device: str | torch.device 
         dist, idx = _knn_torch(x, k, dev)
     _put_self_first(dist, idx)
     return dist, idx
+
+
+def ivf_nlist(n: int) -> int:
+    """The default number of IVF lists for N points: round(4 sqrt(N)) clamped to
+    [1, min(65536, N // 39)] (faiss warns below 39 training points per list).
+
+    Example:
+        >>> ivf_nlist(10_000), ivf_nlist(1_000_000), ivf_nlist(50)
+        (256, 4000, 1)
+    """
+    if n < 1:
+        raise ValueError(f"N must be >= 1, got {n}")
+    return int(max(1, min(round(4.0 * np.sqrt(n)), 65536, n // 39)))
+
+
+def _ivf_index(d: int, nlist: int, fp16: bool, pq_m: int):
+    quantizer = faiss.IndexFlatL2(d)
+    if pq_m > 0:
+        if d % pq_m:
+            raise ValueError(f"IVF-PQ needs D={d} divisible by the sub-quantiser count {pq_m}")
+        index = faiss.IndexIVFPQ(quantizer, d, nlist, pq_m, 8)
+    elif fp16:
+        index = faiss.IndexIVFScalarQuantizer(quantizer, d, nlist,
+                                              faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_L2)
+    else:
+        index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_L2)
+    index.own_fields = True
+    quantizer.this.disown()
+    return index
+
+
+def _train_centroids(store: np.ndarray, nlist: int, seed: int, train_size: int,
+                     niter: int = 10) -> np.ndarray:
+    """(nlist, D) float32 k-means centroids (faiss, ``niter`` Lloyd iterations) of a random
+    subset of ``train_size`` rows (0: min(N, 40 nlist))."""
+    n, d = store.shape
+    ntrain = min(n, train_size if train_size > 0 else max(40 * nlist, 1000))
+    rng = np.random.default_rng(seed)
+    sample = np.sort(rng.choice(n, ntrain, replace=False)) if ntrain < n else np.arange(n)
+    train = as_float32_matrix(store[sample])
+    km = faiss.Kmeans(d, nlist, niter=niter, seed=seed, verbose=False,
+                      max_points_per_centroid=max(256, -(-ntrain // nlist)))
+    with progress(total=1, desc=f"IVF k-means (nlist={nlist}, {ntrain} points)") as bar:
+        km.train(train)
+        bar.update(1)
+    return np.ascontiguousarray(km.centroids, dtype=np.float32)
+
+
+def _ivf_blas(store: np.ndarray, k: int, nlist: int, nprobe: int, seed: int, train_size: int,
+              block: int) -> tuple[np.ndarray, np.ndarray]:
+    """All-pairs IVF search with matrix products: every list is scanned once for all the
+    queries that probe it (one GEMM per list), and the candidates are merged into running
+    (N, k) top-k arrays. Same candidates as a faiss IVF-Flat search with the same centroids;
+    the distances are ||q||^2 + ||x||^2 - 2 q.x like the exact search."""
+    n = store.shape[0]
+    centroids = _train_centroids(store, nlist, seed, train_size)
+    coarse = faiss.IndexFlatL2(centroids.shape[1])
+    coarse.add(centroids)
+    probes = np.empty((n, nprobe), np.int32)
+    for a in range(0, n, block):
+        b = min(n, a + block)
+        probes[a:b] = coarse.search(as_float32_matrix(store[a:b]), nprobe)[1]
+    lists = probes[:, 0]  # every row belongs to its nearest centroid's list
+    members = np.argsort(lists, kind="stable")
+    m_ptr = np.searchsorted(lists[members], np.arange(nlist + 1))
+    flat = probes.reshape(-1)
+    by_list = np.argsort(flat, kind="stable")  # positions in probes, grouped by list
+    q_ptr = np.searchsorted(flat[by_list], np.arange(nlist + 1))
+    del probes, flat, lists
+    feats = torch.from_numpy(np.ascontiguousarray(store))
+    sq = torch.empty(n)
+    for a in range(0, n, block):
+        xb = feats[a:a + block].float()
+        sq[a:a + block] = (xb * xb).sum(1)
+    best_d = torch.full((n, k), float("inf"))
+    best_i = torch.full((n, k), -1, dtype=torch.int64)
+    for lst in progress(range(nlist), desc=f"kNN IVF (k={k}, N={n}, nprobe={nprobe})"):
+        x_ids = torch.from_numpy(members[m_ptr[lst]:m_ptr[lst + 1]])
+        if x_ids.numel() == 0:
+            continue
+        q_all = torch.from_numpy(by_list[q_ptr[lst]:q_ptr[lst + 1]] // nprobe)
+        xl = feats[x_ids].float()
+        for c in range(0, q_all.numel(), block):
+            q_ids = q_all[c:c + block]
+            d = sq[q_ids, None] + sq[None, x_ids] - 2.0 * (feats[q_ids].float() @ xl.T)
+            cat_d = torch.cat([best_d[q_ids], d], dim=1)  # one top-k merges the list in
+            cat_i = torch.cat([best_i[q_ids], x_ids.expand(q_ids.numel(), -1)], dim=1)
+            v, p = torch.topk(cat_d, k, dim=1, largest=False, sorted=True)
+            best_d[q_ids] = v
+            best_i[q_ids] = torch.gather(cat_i, 1, p)
+    return best_d.numpy(), best_i.numpy()
+
+
+def _ivf_faiss(store: np.ndarray, k: int, nlist: int, nprobe: int, dev: torch.device,
+               fp16: bool, pq_m: int, seed: int, train_size: int, block: int
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """IVF search with a faiss index (IVF-Flat / IVF-SQfp16 / IVF-PQ), on the GPU when ``dev``
+    is CUDA and faiss has GPU support."""
+    n, d = store.shape
+    centroids = _train_centroids(store, nlist, seed, train_size)
+    index = _ivf_index(d, nlist, fp16, pq_m)
+    index.quantizer.add(centroids)
+    index.quantizer.is_trained = True
+    if pq_m > 0 or fp16:  # the vector codec still needs training (PQ codebooks, fp16 no-op)
+        ntrain = min(n, max(256 * 64, 1000)) if pq_m > 0 else min(n, 1000)
+        rng = np.random.default_rng(seed + 1)
+        sample = np.sort(rng.choice(n, ntrain, replace=False)) if ntrain < n else np.arange(n)
+        index.train(as_float32_matrix(store[sample]))
+    else:
+        index.is_trained = True
+    gpu = dev.type == "cuda" and faiss_gpu_available()
+    res = None
+    if gpu:
+        res = faiss.StandardGpuResources()
+        index = faiss.index_cpu_to_gpu(res, 0 if dev.index is None else dev.index, index)
+    for a in range(0, n, block):
+        index.add(as_float32_matrix(store[a:min(n, a + block)]))
+    if gpu:
+        index.nprobe = nprobe
+    else:
+        faiss.extract_index_ivf(index).nprobe = nprobe
+    dist = np.empty((n, k), np.float32)
+    idx = np.empty((n, k), np.int64)
+    for a in progress(range(0, n, block), desc=f"kNN IVF faiss (k={k}, N={n}, nprobe={nprobe})"):
+        b = min(n, a + block)
+        dist[a:b], idx[a:b] = index.search(as_float32_matrix(store[a:b]), k)
+    del index, res
+    dist[idx < 0] = np.inf
+    return dist, idx
+
+
+def knn_ivf(features: np.ndarray | torch.Tensor, k: int, nlist: int = 0,
+            nprobe: int = IVF_NPROBE_DEFAULT, device: str | torch.device | None = None,
+            fp16: bool = False, pq_m: int = 0, seed: int = 0, train_size: int = 0,
+            block: int = 65536, engine: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+    """Approximate k nearest neighbours of every row among all rows with an IVF partition.
+
+    The ``nlist`` centroids are trained by faiss k-means (``seed``, 10 iterations) on a random
+    subset of ``train_size`` rows (0: min(N, 40 nlist)); every query scans the ``nprobe``
+    lists of its nearest centroids. Two engines:
+
+    * ``"blas"`` (the CPU default): the all-pairs search done list by list, one matrix product
+      per list against all the queries probing it (the features are read in place, float16
+      input included; no index copy of the vectors);
+    * ``"faiss"`` (the default on CUDA with faiss-GPU, and for PQ): a faiss IVF index,
+      IVF-Flat, IVF-SQfp16 (``fp16``: float16 store, half the index memory) or IVF-PQ
+      (``pq_m``), on the GPU when ``device`` is CUDA and faiss has GPU support.
+
+    Args:
+        features: (N, D) float features (numpy or torch; float16 accepted, converted per block).
+        k: neighbours per row, 1 <= k <= N; the row itself is column 0.
+        nlist: inverted lists; 0 = :func:`ivf_nlist` (N). Clipped to [1, N].
+        nprobe: lists scanned per query (clipped to nlist; nprobe = nlist is an exact search).
+        device: CUDA runs faiss-GPU when available, otherwise the CPU.
+        fp16: faiss engine: store the indexed vectors as float16 (IVF-SQfp16).
+        pq_m: > 0 uses faiss IVF-PQ with ``pq_m`` 8-bit sub-quantisers (D % pq_m == 0);
+            distances are then approximate too.
+        seed: k-means and training-subset seed.
+        engine: "auto", "blas" or "faiss".
+
+    Returns:
+        ``(distances, indices)`` as :func:`knn`: (N, k) float32 ascending, column 0 the row
+        itself with distance 0; an entry the scan could not fill (fewer than k points in the
+        probed lists) is -1 with distance inf.
+    """
+    if faiss is None:
+        raise RuntimeError("the IVF kNN search needs faiss (pip install faiss-cpu)")
+    if isinstance(features, torch.Tensor):
+        features = features.detach().cpu().numpy()
+    store = np.asarray(features)
+    if store.ndim != 2 or store.shape[0] == 0 or store.shape[1] == 0:
+        raise ValueError(f"features must be a non-empty 2-D (N, D) array, got {store.shape}")
+    if store.dtype not in (np.float16, np.float32):
+        store = as_float32_matrix(store)
+    n, d = store.shape
+    if not 1 <= k <= n:
+        raise ValueError(f"k must be in [1, N={n}], got {k}")
+    if nprobe < 1:
+        raise ValueError(f"nprobe must be >= 1, got {nprobe}")
+    if engine not in ("auto", "blas", "faiss"):
+        raise ValueError(f"IVF engine must be 'auto', 'blas' or 'faiss', got {engine!r}")
+    if pq_m > 0 and d % pq_m:
+        raise ValueError(f"IVF-PQ needs D={d} divisible by the sub-quantiser count {pq_m}")
+    nlist = ivf_nlist(n) if nlist <= 0 else min(int(nlist), n)
+    nprobe = min(int(nprobe), nlist)
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    if engine == "auto":
+        engine = ("faiss" if pq_m > 0 or (dev.type == "cuda" and faiss_gpu_available())
+                  else "blas")
+    if not np.isfinite(store[:: max(1, n // 1000)]).all():
+        as_float32_matrix(store)  # raises with the offending row
+    if engine == "blas":
+        dist, idx = _ivf_blas(store, k, nlist, nprobe, seed, train_size, block)
+    else:
+        dist, idx = _ivf_faiss(store, k, nlist, nprobe, dev, fp16, pq_m, seed, train_size,
+                               block)
+    _put_self_first(dist, idx)
+    return dist, idx
+
+
+def search_knn(features: np.ndarray | torch.Tensor, k: int, method: str = "exact",
+               device: str | torch.device | None = None, backend: str = "auto",
+               nlist: int = 0, nprobe: int = IVF_NPROBE_DEFAULT, fp16: bool = False,
+               pq_m: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """kNN by name: ``method="exact"`` is :func:`knn` (``backend``), ``"ivf"`` is
+    :func:`knn_ivf` (``nlist``, ``nprobe``, ``fp16``, ``pq_m``)."""
+    if method == "exact":
+        return knn(features, k, device=device, backend=backend)
+    if method == "ivf":
+        return knn_ivf(features, k, nlist=nlist, nprobe=nprobe, device=device, fp16=fp16,
+                       pq_m=pq_m)
+    raise ValueError(f"kNN method must be one of {KNN_METHODS}, got {method!r}")
+
+
+def knn_recall(approx_idx: np.ndarray, exact_idx: np.ndarray, k: int | None = None,
+               skip_self: bool = False) -> float:
+    """Recall@k of approximate kNN lists: the mean over rows of
+    |approx[i, :k] n exact[i, :k]| / k (-1 entries never match).
+
+    Args:
+        approx_idx, exact_idx: (N, >= k) int neighbour lists of the same rows.
+        k: list length compared; None = the number of columns of ``exact_idx``.
+        skip_self: drop column 0 (the query itself) of both lists, comparing k - 1 neighbours.
+
+    Example:
+        >>> knn_recall(np.array([[0, 1, 2], [1, 0, 3]]), np.array([[0, 1, 2], [1, 2, 0]]))
+        0.8333333333333334
+    """
+    a = np.asarray(approx_idx)
+    e = np.asarray(exact_idx)
+    k = e.shape[1] if k is None else int(k)
+    if a.shape[0] != e.shape[0] or a.shape[1] < k or e.shape[1] < k or k < 1:
+        raise ValueError(f"need (N, >= k) lists of equal N, got {a.shape}, {e.shape}, k={k}")
+    lo = 1 if skip_self else 0
+    if k - lo < 1:
+        raise ValueError("nothing to compare: k = 1 with skip_self")
+    a, e = a[:, lo:k], e[:, lo:k]
+    hits = 0
+    for s in range(0, a.shape[0], 65536):
+        aa, ee = a[s:s + 65536], e[s:s + 65536]
+        match = (aa[:, :, None] == ee[:, None, :]) & (aa[:, :, None] >= 0)
+        hits += int(match.any(axis=2).sum())
+    return hits / (a.shape[0] * (k - lo))

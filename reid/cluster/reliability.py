@@ -140,6 +140,10 @@ class SelfPacedLabeler:
             as its within-camera sizes and ``k1_inter`` / ``k2_inter`` as its cross-camera sizes;
             every call then needs the camera ids.
         k1_inter, k2_inter: cross-camera reciprocal-neighbourhood and query-expansion sizes.
+        knn_method: "exact" or "ivf" (approximate faiss IVF search, ``CLUSTER.KNN``).
+        knn_options: IVF keywords (``nlist``, ``nprobe``, ``fp16``, ``pq_m``).
+        block_rows: > 0 streams the Jaccard distance in row blocks and keeps only distances
+            <= eps + eps_gap (all DBSCAN reads): the same labels with much less memory.
 
     State: the independence threshold, fixed at the first call that finds a cluster
     (:meth:`state_dict` / :meth:`load_state_dict`).
@@ -149,7 +153,8 @@ class SelfPacedLabeler:
                  k1: int = 30, k2: int = 6, self_paced: bool = True,
                  device: str | torch.device | None = None, k1_plus_one: bool = False,
                  knn_backend: str = "auto", camera_aware: bool = False, k1_inter: int = 5,
-                 k2_inter: int = 0) -> None:
+                 k2_inter: int = 0, knn_method: str = "exact", knn_options: dict | None = None,
+                 block_rows: int = 0) -> None:
         if not (0 <= eps - eps_gap and eps + eps_gap < 1):
             raise ValueError(f"need 0 <= eps - eps_gap and eps + eps_gap < 1 (Jaccard distances "
                              f"are <= 1), got eps={eps}, eps_gap={eps_gap}")
@@ -159,6 +164,8 @@ class SelfPacedLabeler:
         self.device = device
         self.knn_backend = knn_backend
         self.camera_aware, self.k1_inter, self.k2_inter = camera_aware, k1_inter, k2_inter
+        self.knn_method, self.knn_options = knn_method, dict(knn_options or {})
+        self.block_rows = block_rows
         self.threshold: float | None = None
 
     def __call__(self, features: np.ndarray | torch.Tensor,
@@ -176,8 +183,12 @@ class SelfPacedLabeler:
                                                  k_inter=self.k1_inter, q2_intra=self.k2,
                                                  q2_inter=self.k2_inter, device=self.device)
         else:
+            max_eps = self.eps + self.eps_gap if self.self_paced else self.eps
             dist = jaccard_distance(x, k1=self.k1, k2=self.k2, k1_plus_one=self.k1_plus_one,
-                                    device=self.device, knn_backend=self.knn_backend)
+                                    device=self.device, knn_backend=self.knn_backend,
+                                    knn_method=self.knn_method, knn_options=self.knn_options,
+                                    block_rows=self.block_rows, normalized=True,
+                                    max_distance=max_eps if self.block_rows > 0 else None)
         labels = dbscan(dist, self.eps, self.min_samples, device=self.device)
         n_raw = int(labels.max()) + 1
         stats: dict[str, Any] = {"num_clusters_dbscan": n_raw,

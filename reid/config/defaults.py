@@ -136,6 +136,12 @@ _C.CLUSTER.K1_INTER = 5  # camera-aware Jaccard: cross-camera k-reciprocal neigh
 _C.CLUSTER.K2_INTER = 0  # camera-aware Jaccard: cross-camera neighbours in the local query expansion
 _C.CLUSTER.CAMERA_GROUPS = []  # disjoint lists of camera ids never sharing identities (topology prior), e.g. [[0, 1], [2, 3]]: pseudo labels never link two groups; [] = off
 _C.CLUSTER.FEATURES = "memory"  # features clustered each epoch: "memory" (SpCL code) or "extract" (fresh pass)
+_C.CLUSTER.KNN = "exact"  # kNN of the Jaccard distance: "exact" (brute force, CLUSTER.KNN_BACKEND) or "ivf" (faiss inverted file, approximate; docs/SCALING.md)
+_C.CLUSTER.IVF_NLIST = 0  # IVF lists; 0 = rule round(4 sqrt(N)) clamped to [1, min(65536, N // 39)]
+_C.CLUSTER.IVF_NPROBE = 32  # IVF lists scanned per query (clipped to nlist; nprobe >= nlist = exact search)
+_C.CLUSTER.IVF_FP16 = False  # IVF index stores the vectors as float16 (half the index memory)
+_C.CLUSTER.IVF_PQ = 0  # > 0: IVF-PQ with this many 8-bit sub-quantisers (D divisible by it); 0 = IVF-Flat
+_C.CLUSTER.BLOCK_ROWS = 0  # > 0: stream query expansion and Jaccard rows in blocks of this many rows, keeping only distances <= EPS + EPS_GAP (same labels, much less memory); 0 = in memory
 
 # ---------------------------------------------------------------------------------------
 _C.MEMORY = CN()

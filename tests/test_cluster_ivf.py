@@ -1,0 +1,187 @@
+"""Approximate (IVF) kNN for clustering, its recall / ARI measures, and the streamed Jaccard
+distance (issue #27)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.metrics import adjusted_rand_score
+
+from reid.cluster import build_pseudo_labeler, dbscan, jaccard_distance
+from reid.cluster.jaccard import (
+    jaccard_all,
+    l2_normalize,
+    query_expand,
+    query_expand_blocked,
+    sparse_v_qe,
+)
+from reid.cluster.knn import ivf_nlist, knn, knn_ivf, knn_recall, search_knn
+from reid.cluster.quality import label_quality
+from reid.cluster.reliability import SelfPacedLabeler
+from reid.config import get_cfg
+
+pytest.importorskip("faiss")
+
+
+def clustered(n_ids: int = 40, per_id: int = 12, noise: int = 60, d: int = 32,
+              seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian clusters on the sphere of unequal sizes plus uniform noise points; (x, ids)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((n_ids, d)).astype(np.float32)
+    sizes = rng.integers(max(2, per_id // 2), per_id * 3 // 2 + 1, n_ids)
+    ids = np.repeat(np.arange(n_ids), sizes)
+    x = centres[ids] / np.linalg.norm(centres[ids], axis=1, keepdims=True)
+    x = x + 0.25 / np.sqrt(d) * rng.standard_normal(x.shape).astype(np.float32)
+    x = np.concatenate([x, rng.standard_normal((noise, d)).astype(np.float32)])
+    ids = np.concatenate([ids, -1 - np.arange(noise)])
+    perm = rng.permutation(x.shape[0])
+    return l2_normalize(x[perm]), ids[perm]
+
+
+def test_nlist_rule() -> None:
+    assert ivf_nlist(10_000) == 256  # 4 sqrt(N) = 400 > N // 39 = 256
+    assert ivf_nlist(1_000_000) == 4000  # 4 sqrt(N)
+    assert ivf_nlist(100_000) == 1265  # round(4 * 316.23)
+    assert ivf_nlist(50) == 1 and ivf_nlist(1) == 1
+    assert ivf_nlist(10**12) == 65536
+
+
+@pytest.mark.parametrize("engine", ["blas", "faiss"])
+def test_ivf_with_all_lists_probed_equals_exact_search(engine: str) -> None:
+    x, _ = clustered()
+    d_ex, i_ex = knn(x, 20)
+    d_iv, i_iv = knn_ivf(x, 20, nlist=8, nprobe=8, engine=engine)
+    np.testing.assert_array_equal(i_iv, i_ex)
+    np.testing.assert_allclose(d_iv, d_ex, atol=1e-5)
+    assert knn_recall(i_iv, i_ex) == 1.0
+    _, i_s = search_knn(x, 20, method="ivf", nlist=8, nprobe=100)  # nprobe clipped to nlist
+    np.testing.assert_array_equal(i_s, i_ex)
+
+
+def test_blas_and_faiss_engines_scan_the_same_lists() -> None:
+    x, _ = clustered(n_ids=60, seed=7)
+    _, i_b = knn_ivf(x, 15, nlist=12, nprobe=3, engine="blas")
+    _, i_f = knn_ivf(x, 15, nlist=12, nprobe=3, engine="faiss")
+    assert knn_recall(i_b, i_f) > 0.99  # same centroids and probes; near-ties may swap
+    _, i_h = knn_ivf(x.astype(np.float16), 15, nlist=12, nprobe=3)  # float16 store, in place
+    assert knn_recall(i_h, i_b) > 0.97
+
+
+def test_ivf_path_gives_the_exact_labels_when_every_list_is_probed() -> None:
+    x, ids = clustered(seed=1)
+    exact = SelfPacedLabeler(k1=20, k2=6)
+    ivf = SelfPacedLabeler(k1=20, k2=6, knn_method="ivf", knn_options={"nlist": 6, "nprobe": 6})
+    lab_ex, st_ex = exact(x)
+    lab_iv, _ = ivf(x)
+    assert st_ex["num_clusters"] >= 30  # the set is really clustered
+    np.testing.assert_array_equal(lab_iv, lab_ex)
+    assert exact.threshold == ivf.threshold
+    assert label_quality(lab_iv, ids)["ari"] > 0.9
+
+
+def test_ivf_few_probes_is_approximate_but_close() -> None:
+    x, _ = clustered(n_ids=60, seed=2)
+    _, i_ex = knn(x, 20)
+    _, i_iv = knn_ivf(x, 20, nlist=16, nprobe=2)
+    r = knn_recall(i_iv, i_ex)
+    assert 0.5 < r < 1.0
+    assert (i_iv[:, 0] == np.arange(x.shape[0])).all()  # self first
+    d_ex = jaccard_distance(x, k1=20, rank=i_ex)
+    d_iv = jaccard_distance(x, k1=20, rank=i_iv)
+    ari = adjusted_rand_score(dbscan(d_ex, 0.6, 4), dbscan(d_iv, 0.6, 4))
+    assert ari > 0.8
+
+
+def test_fp16_and_pq_stores_run() -> None:
+    x, _ = clustered(seed=3)
+    _, i_ex = knn(x, 10)
+    _, i_16 = knn_ivf(x, 10, nlist=4, nprobe=4, fp16=True, engine="faiss")
+    assert knn_recall(i_16, i_ex) > 0.97  # float16 rounding may swap near-ties only
+    _, i_pq = knn_ivf(x, 10, nlist=4, nprobe=4, pq_m=8)
+    assert knn_recall(i_pq, i_ex) > 0.5
+    with pytest.raises(ValueError, match="divisible"):
+        knn_ivf(x, 10, nlist=4, pq_m=5)
+
+
+def test_knn_recall_hand_computed() -> None:
+    exact = np.array([[0, 1, 2, 3],
+                      [1, 0, 2, 3],
+                      [2, 3, 1, 0]])
+    approx = np.array([[0, 1, 3, 9],  # 3 of 4 (order does not matter)
+                       [1, 5, 6, 7],  # 1 of 4
+                       [2, 0, -1, -1]])  # 2 of 4; -1 never matches
+    assert knn_recall(approx, exact) == pytest.approx(6 / 12)
+    # k = 2: row 0 {0,1} vs {0,1}: 2; row 1 {1,5} vs {1,0}: 1; row 2 {2,0} vs {2,3}: 1
+    assert knn_recall(approx, exact, k=2) == pytest.approx(4 / 6)
+    # without the query itself: row 0 {1,3,9} vs {1,2,3}: 2; row 1: 0; row 2 {0} vs {3,1,0}: 1
+    assert knn_recall(approx, exact, skip_self=True) == pytest.approx(3 / 9)
+    with pytest.raises(ValueError):
+        knn_recall(approx[:2], exact)
+
+
+def test_ari_of_pseudo_labels_hand_computed() -> None:
+    # a = [0,0,0,1,1,-1] (the outlier is a singleton) against b = [0,0,1,1,1,2]:
+    # same-in-both pairs: (0,1) and (3,4) = 2; a-pairs C(3,2)+C(2,2) = 4; b-pairs C(2,2)+C(3,2)
+    # = 4; all pairs C(6,2) = 15; expected 4*4/15 = 16/15;
+    # ARI = (2 - 16/15) / ((4 + 4)/2 - 16/15) = (14/15) / (44/15) = 14/44
+    a = np.array([0, 0, 0, 1, 1, -1])
+    b = np.array([0, 0, 1, 1, 1, 2])
+    assert label_quality(a, b)["ari"] == pytest.approx(14 / 44)
+
+
+def test_streamed_query_expansion_is_identical() -> None:
+    x, _ = clustered(seed=4)
+    _, rank = knn(x, 20)
+    v = sparse_v_qe(x, rank, 20, 1)
+    full = query_expand(v, rank[:, :6])
+    for block in (1, 7, 100, 10_000):
+        part = query_expand_blocked(v, rank[:, :6], block)
+        np.testing.assert_array_equal(part.indptr, full.indptr)
+        np.testing.assert_array_equal(part.indices, full.indices)
+        np.testing.assert_array_equal(part.data, full.data)  # bit for bit
+
+
+@pytest.mark.parametrize("block", [17, 250, 100_000])
+def test_streamed_jaccard_equals_in_memory(block: int) -> None:
+    x, _ = clustered(seed=5)
+    full = jaccard_distance(x, k1=20, k2=6)
+    streamed = jaccard_distance(x, k1=20, k2=6, block_rows=block)
+    assert streamed.shape == full.shape
+    np.testing.assert_array_equal(streamed.indptr, full.indptr)
+    np.testing.assert_array_equal(streamed.indices, full.indices)
+    np.testing.assert_array_equal(streamed.data, full.data)  # exact equality, no tolerance
+
+
+def test_streamed_jaccard_with_cut_keeps_exactly_the_small_entries() -> None:
+    x, _ = clustered(seed=6)
+    full = jaccard_distance(x, k1=20, k2=6).tocoo()
+    cut = jaccard_distance(x, k1=20, k2=6, block_rows=50, max_distance=0.62)
+    keep = (full.data <= 0.62) | (full.row == full.col)
+    ref = sp.csr_matrix((full.data[keep], (full.row[keep], full.col[keep])), shape=full.shape)
+    np.testing.assert_array_equal(cut.indptr, ref.indptr)
+    np.testing.assert_array_equal(cut.indices, ref.indices)
+    np.testing.assert_array_equal(cut.data, ref.data)
+    assert cut.nnz < full.nnz
+    assert (cut.diagonal() == 0).all()
+    for eps in (0.58, 0.6, 0.62):
+        np.testing.assert_array_equal(dbscan(cut, eps, 4), dbscan(full.tocsr(), eps, 4))
+    x = l2_normalize(x)  # what jaccard_distance clusters
+    v_qe = sparse_v_qe(x, knn(x, 20)[1], 20, 6)
+    np.testing.assert_array_equal(jaccard_all(v_qe, max_distance=0.62).data, cut.data)
+
+
+def test_config_keys_reach_the_labeler() -> None:
+    cfg = get_cfg()
+    assert (cfg.CLUSTER.KNN, cfg.CLUSTER.IVF_NLIST, cfg.CLUSTER.IVF_NPROBE,
+            cfg.CLUSTER.BLOCK_ROWS) == ("exact", 0, 32, 0)
+    cfg.merge_from_list(["CLUSTER.KNN", "ivf", "CLUSTER.IVF_NLIST", "6", "CLUSTER.IVF_NPROBE",
+                         "6", "CLUSTER.BLOCK_ROWS", "64", "CLUSTER.K1", "20"])
+    labeler = build_pseudo_labeler(cfg)
+    assert labeler.knn_method == "ivf" and labeler.block_rows == 64
+    assert labeler.knn_options == {"nlist": 6, "nprobe": 6, "fp16": False, "pq_m": 0}
+    x, _ = clustered(seed=1)
+    lab, _ = labeler(x)
+    ref, _ = SelfPacedLabeler(k1=20, k2=6)(x)
+    np.testing.assert_array_equal(lab, ref)
+    with pytest.raises(ValueError, match="kNN method"):
+        search_knn(x, 5, method="hnsw")
