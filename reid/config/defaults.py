@@ -50,7 +50,6 @@ _C.MODEL.VIDEO.DROP_PATH = 0.1  # stochastic depth rate
 _C.MODEL.VIDEO.TEMPORAL_POOL = "avg"  # frame aggregation of the 2D baseline: "avg" or "attention"
 _C.MODEL.VIDEO.FRAME_TRUNK = "resnet50"  # per-frame trunk (backbone name) of the 2D baseline
 _C.MODEL.VIDEO.INFLATE_INIT = "mean"  # 2D->3D initialisation: "mean" (copy / t) or "center" (central frame)
-_C.MODEL.VIDEO.MASK_RATIO = 0.9  # VideoMAE tube-masking ratio
 _C.MODEL.VIDEO.CHECKPOINT_2D = ""  # local 2D ViT / ResNet checkpoint to inflate into the video model
 
 # ---------------------------------------------------------------------------------------
@@ -67,7 +66,6 @@ _C.INPUT.COLOR_JITTER = [0.4, 0.4, 0.4, 0.1]  # colour jitter strengths: brightn
 _C.INPUT.GRAYSCALE_PROB = 0.0  # probability of a grayscale conversion (training, images only)
 _C.INPUT.SEQ_LEN = 8  # frames per clip for video datasets
 _C.INPUT.SAMPLER_TRAIN = "segment"  # video clip sampling for training: "segment" (TSN) or "dense"
-_C.INPUT.SAMPLER_TEST = "all"  # video clip sampling for testing: "all" frames in clips, features averaged
 
 # ---------------------------------------------------------------------------------------
 _C.DATASETS = CN()
