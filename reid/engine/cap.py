@@ -34,9 +34,10 @@ class CAPRunner(SpCLRunner):
 
     The loss of a step is ``spcl_weight * L_unified (every sample, SpCL) + intra_weight *
     L_intra + inter_weight * L_inter`` (the proxy losses on the target samples). USL as in CAP:
-    ``spcl_weight=0`` (then sources are not allowed: they would receive no loss); UDA: SpCL plus
-    the camera-aware terms, e.g. ``spcl_weight=1, intra_weight=0, inter_weight=0.5``. Every
-    memory row of the batch is momentum-updated once per step, as in SpCL.
+    ``spcl_weight=0`` (sources would then receive no loss:
+    :func:`reid.config.validate.validate_cfg` refuses that config); UDA: SpCL plus the
+    camera-aware terms, e.g. ``spcl_weight=1, intra_weight=0, inter_weight=0.5``. Every memory
+    row of the batch is momentum-updated once per step, as in SpCL.
 
     Args:
         spcl_weight, intra_weight, inter_weight: loss weights (CAP: 0, 1, 0.5).
