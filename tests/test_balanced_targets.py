@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from reid.data.domain_batches import DomainBatches
 from reid.data.samplers import RandomIdentitySampler
-from reid.engine.loaders import DomainBatches
 
 LABELS = np.array([0, 0, 0, -1, 1, 1, -1, 2, 2, 2, 2, 3, -1, 3, 4, 4])
 
@@ -100,7 +100,7 @@ def test_runner_groups_target_batches_by_its_pseudo_labels(tmp_path, method):
     groups = labels
     if method == "cap":  # camera proxies of the clusters: one camera per group
         groups = runner._proxies[0][0].masked_fill(labels < 0, -1)
-        cams = torch.as_tensor(runner.target_camids[0])
+        cams = torch.as_tensor(runner.label_step.camids[0])
         assert all(len(set(cams[g].tolist())) == 1 for g in
                    runner.batches.loaders[0].sampler.index_lists)
     assert torch.equal(runner.sampler_groups(0), groups)

@@ -170,7 +170,7 @@ def test_runner_clusters_with_the_target_camera_ids(tmp_path):
         "CLUSTER.K2_INTER", "1"])
     runner = build_runner(cfg, device=torch.device("cpu"))
     runner.before_train()
-    cams = np.asarray(runner.target_camids[0])
+    cams = np.asarray(runner.label_step.camids[0])
     feats = runner.memory.target_features(0).detach().float().cpu()
     if cfg.CLUSTER.CAMERA_CENTRE:
         feats = camera_centred(feats, torch.as_tensor(cams))

@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 from reid.data.datasets.base import ReIDDataset
-from reid.engine.evaluator import DatasetEvaluator
 from reid.evaluation import evaluate_features
+from reid.evaluation.evaluator import DatasetEvaluator
 from reid.models import build_encoder, convert_dsbn, extract_features, fit_camera_bn
 
 

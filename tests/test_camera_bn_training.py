@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from test_camera_bn import TinyEncoder, _batches, _images
 
+from reid.data.domain_batches import DomainBatches
 from reid.data.samplers import CameraChunkSampler
-from reid.engine.loaders import DomainBatches
 from reid.models import convert_dsbn, estimate_bn_statistics
 
 

@@ -108,13 +108,13 @@ def test_config_builds_grouped_labelers_and_names_a_missing_camera(tmp_path):
                                          r"\[0, 1, 2, 3\]\)"):
         build_runner(cfg("[[0, 1], [2, 3, 4]]"), device=torch.device("cpu"))
     runner = build_runner(cfg("[[0, 1], [2, 3]]"), device=torch.device("cpu"))
-    (labeler,) = runner.labelers
+    (labeler,) = runner.label_step.labelers
     assert isinstance(labeler, CameraGroupLabeler) and len(labeler.labelers) == 2
     runner.before_train()
     runner.set_epoch(0)
     runner.update_labels(0)
     labels = runner.memory.target_labels(0).numpy()
-    group = np.asarray(runner.target_camids[0]) // 2
+    group = np.asarray(runner.label_step.camids[0]) // 2
     assert (labels >= 0).any()
     assert all(len(set(group[labels == c])) == 1 for c in range(labels.max() + 1))
     with pytest.raises(ValueError, match=r"CAMERA_GROUPS for .*cameras \[3\] are in no"):

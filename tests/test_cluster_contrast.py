@@ -175,7 +175,7 @@ def test_label_step_rebuilds_the_memory_and_batches_skip_unclustered_images(data
         # epoch 0 clusters the extraction of before_train, later epochs extract afresh
         assert calls == ([] if epoch == 0 else [0])
         feats = F.normalize(runner.extract(0), dim=1)
-        labels = runner.memory.target_labels(0)
+        labels = runner.label_step.labels[0]
         num = int(labels.max()) + 1
         assert sorted(labels[labels >= 0].unique().tolist()) == list(range(num))
         assert (labels < 0).any()  # the test has un-clustered images to leave out
@@ -183,7 +183,7 @@ def test_label_step_rebuilds_the_memory_and_batches_skip_unclustered_images(data
         expected = torch.stack([F.normalize(feats[labels == c].mean(0), dim=0)
                                 for c in range(num)])
         torch.testing.assert_close(runner.cluster_memory.features, expected, atol=1e-5, rtol=0)
-        assert runner.memory.features is None  # the extraction is not kept
+        assert runner._extraction is None  # the extraction is not kept
         groups = sorted(sorted(g.tolist()) for g in runner.batches.loaders[0].sampler.index_lists)
         assert groups == sorted(sorted((labels == c).nonzero().squeeze(1).tolist())
                                 for c in range(num))
@@ -195,7 +195,7 @@ def test_label_step_rebuilds_the_memory_and_batches_skip_unclustered_images(data
         losses = runner.train_step(0)
         feats_b, labels_b = runner._batch
         losses["loss_contrast"].backward()
-        runner.after_backward()
+        runner.after_step()
         changed = (runner.cluster_memory.features != before).any(1).nonzero().squeeze(1)
         assert changed.tolist() == labels_b.unique().tolist()
         torch.testing.assert_close(runner.cluster_memory.features,
@@ -209,10 +209,10 @@ def test_resume_equals_uninterrupted_run(data_root, tmp_path):
     full, split = train_full_and_resumed(lambda out, *extra: _args(data_root, out, *extra),
                                          tmp_path)
     for run in (full, split):
-        labels = run["method"]["labels"]["labels"]
+        labels = run["method"]["labels"][0]
         assert labels.shape == (len(labels),) and (labels >= 0).any()
         assert run["method"]["memory"]["features"].shape[0] == int(labels.max()) + 1
-    assert torch.equal(full["method"]["labels"]["labels"], split["method"]["labels"]["labels"])
+    assert torch.equal(full["method"]["labels"][0], split["method"]["labels"][0])
     assert full["method"]["labelers"] == split["method"]["labelers"]
 
 

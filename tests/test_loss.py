@@ -11,7 +11,6 @@ from reid.loss import (
     CrossEntropyLabelSmooth,
     TripletLoss,
     batch_hard_triplet_loss,
-    build_supervised_losses,
     cross_entropy_label_smooth,
     unified_contrastive_loss,
 )
@@ -109,6 +108,7 @@ def test_triplet_errors() -> None:
 
 def test_build_supervised_losses() -> None:
     from reid.config import get_cfg
+    from reid.engine.adapters import supervised_losses as build_supervised_losses
 
     cfg = get_cfg()
     cfg.SOLVER.TRIPLET_MARGIN = 0.0

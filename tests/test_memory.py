@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from reid.memory import HybridMemory, build_hybrid_memory, class_centroids
+from reid.memory import HybridMemory, class_centroids
 
 
 def _unit(*rows: list[float]) -> torch.Tensor:
@@ -333,11 +333,12 @@ def test_errors_name_the_problem() -> None:
 
 def test_build_from_config() -> None:
     from reid.config import get_cfg
+    from reid.engine.adapters import hybrid_memory_kwargs
 
     cfg = get_cfg()
     cfg.MEMORY.TEMPERATURE = 0.1
     cfg.MEMORY.MOMENTUM = 0.5
-    mem = build_hybrid_memory(cfg, 16, [3], [7])
+    mem = HybridMemory(16, [3], [7], **hybrid_memory_kwargs(cfg))
     assert (mem.temperature, mem.momentum, mem.num_prototypes) == (0.1, 0.5, 10)
 
 

@@ -13,8 +13,8 @@ outliers is kept and the camera-aware terms are added for the target samples.
 
 Choices: un-clustered images are their own proxy and cluster (SpCL's outliers; CAP drops them);
 proxy centroids are recomputed from the instance memory at every step (CAP keeps a separate
-proxy memory updated by momentum); target batches are drawn uniformly unless
-``target_sampler="pk"`` (then P proxies x K images, un-clustered images left out, as CAP); both
+proxy memory updated by momentum); target batches are drawn uniformly unless the target
+sampler is ``"pk"`` (then P proxies x K images, un-clustered images left out, as CAP); both
 proxy losses are means over the batch (CAP sums per-camera means of the intra-camera loss).
 """
 from __future__ import annotations
@@ -34,9 +34,10 @@ class CAPRunner(SpCLRunner):
 
     The loss of a step is ``spcl_weight * L_unified (every sample, SpCL) + intra_weight *
     L_intra + inter_weight * L_inter`` (the proxy losses on the target samples). USL as in CAP:
-    ``spcl_weight=0`` (then sources are not allowed: they would receive no loss); UDA: SpCL plus
-    the camera-aware terms, e.g. ``spcl_weight=1, intra_weight=0, inter_weight=0.5``. Every
-    memory row of the batch is momentum-updated once per step, as in SpCL.
+    ``spcl_weight=0`` (sources would then receive no loss:
+    :func:`reid.config.validate.validate_cfg` refuses that config); UDA: SpCL plus the
+    camera-aware terms, e.g. ``spcl_weight=1, intra_weight=0, inter_weight=0.5``. Every memory
+    row of the batch is momentum-updated once per step, as in SpCL.
 
     Args:
         spcl_weight, intra_weight, inter_weight: loss weights (CAP: 0, 1, 0.5).
@@ -47,7 +48,7 @@ class CAPRunner(SpCLRunner):
             :func:`reid.loss.camera_proxy.camera_proxy_losses`).
         camera_groups: disjoint lists of camera ids that never share identities (the
             ``CLUSTER.CAMERA_GROUPS`` prior) for ``num_unseen_skip``; ``None``: one group.
-        **kwargs: the arguments of :class:`SpCLRunner`; ``target_camids`` is required.
+        **kwargs: the arguments of :class:`SpCLRunner`; the label step needs the camera ids.
     """
 
     def __init__(self, *, spcl_weight: float = 0.0, intra_weight: float = 1.0,
@@ -55,22 +56,19 @@ class CAPRunner(SpCLRunner):
                  num_unseen_skip: int = 0, camera_groups: Sequence[Sequence[int]] | None = None,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if self.num_sources and spcl_weight <= 0:
-            raise ValueError("with a source domain the camera-aware proxy method needs "
-                             "CAP.SPCL_WEIGHT > 0 (the proxy losses only see target samples)")
-        if self.target_camids is None:
+        if self.label_step.camids is None:
             raise ValueError("the camera-aware proxy method needs every target's camera ids")
         if min(spcl_weight, intra_weight, inter_weight) < 0 or not (
                 spcl_weight or intra_weight or inter_weight):
             raise ValueError("CAP loss weights must be >= 0 and not all zero, got "
                              f"{(spcl_weight, intra_weight, inter_weight)}")
+        if num_unseen_skip < 0:
+            raise ValueError(f"CAP.UNSEEN_SKIP must be >= 0, got {num_unseen_skip}")
         self.spcl_weight = float(spcl_weight)
         self.intra_weight = float(intra_weight)
         self.inter_weight = float(inter_weight)
         self.proxy_temperature = float(proxy_temperature)
         self.num_hard = int(num_hard)
-        if num_unseen_skip < 0:
-            raise ValueError(f"CAP.UNSEEN_SKIP must be >= 0, got {num_unseen_skip}")
         self.num_unseen_skip = int(num_unseen_skip)
         self.camera_groups = [list(g) for g in camera_groups] if camera_groups else None
         self._proxies: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
@@ -80,20 +78,22 @@ class CAPRunner(SpCLRunner):
         """Camera proxies of the clustered images, -1 for un-clustered ones (CAP's
         proxy-balanced sampling leaves them out)."""
         proxy = self._proxies[t][0].cpu()
-        return proxy.masked_fill(self.memory.target_labels(t).cpu() < 0, -1)
+        return proxy.masked_fill(self.label_step.labels[t] < 0, -1)
 
-    def assign_labels(self, epoch: int) -> dict[str, float]:
-        stats = super().assign_labels(epoch)
+    def after_labels(self) -> dict[str, float]:
+        """Split every target's clusters by camera into proxies; their number per target."""
+        stats: dict[str, float] = {}
         self._proxies, self._proxy_groups = [], []
-        for t, camids in enumerate(self.target_camids):
-            labels = self.memory.target_labels(t)
-            proxy, cluster, camera = camera_proxies(labels, torch.as_tensor(camids,
+        camids = self.label_step.camids
+        for t, cams in enumerate(camids):
+            labels = self.label_step.labels[t].to(self.device)
+            proxy, cluster, camera = camera_proxies(labels, torch.as_tensor(cams,
                                                                              device=labels.device))
             self._proxies.append((proxy, cluster, camera))
             self._proxy_groups.append(None if not self.camera_groups else torch.as_tensor(
                 camera_group_index(camera.cpu().numpy(), self.camera_groups),
                 device=camera.device))
-            prefix = f"t{t}_" if len(self.target_camids) > 1 else ""
+            prefix = f"t{t}_" if len(camids) > 1 else ""
             stats[prefix + "num_proxies"] = float(cluster.numel())
         return stats
 

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from reid.config import cfg_diff, load_cfg, save_cfg
+from reid.config.validate import validate_cfg
 from reid.utils.distributed import get_rank, get_world_size, init_distributed, is_main_process
 from reid.utils.env import seed_all
 from reid.utils.errors import ConfigError, UserError
@@ -131,6 +132,7 @@ def train_main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     cfg = load_cfg(args.config_file or None, args.opts)
+    validate_cfg(cfg)
     device = _setup(cfg, args.config_file)
     seed_all(cfg.SEED + get_rank())
     if cfg.DETERMINISTIC:

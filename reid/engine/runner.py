@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from reid.engine.evaluator import DatasetEvaluator
+from reid.evaluation.evaluator import DatasetEvaluator
 from reid.solver import load_optimizer_state
 from reid.utils.checkpoint import load_checkpoint, save_checkpoint
 from reid.utils.distributed import (
@@ -125,8 +125,9 @@ class BaseRunner:
         """One optimisation step; returns the losses (their sum is back-propagated)."""
         raise NotImplementedError
 
-    def after_backward(self) -> None:
-        """Called after ``optimizer.step()`` (e.g. momentum memory updates)."""
+    def after_step(self) -> None:
+        """Called after ``optimizer.step()`` and the mean-teacher update (e.g. the momentum
+        update of a memory whose loss needed the old rows: Cluster Contrast)."""
 
     def method_state(self) -> dict[str, Any]:
         """Extra state of the method saved in checkpoints (memory, label state...)."""
@@ -203,7 +204,7 @@ class BaseRunner:
             self.optimizer.step()
             if self.ema is not None:
                 self.ema.update(self.model)
-            self.after_backward()
+            self.after_step()
             self.global_step += 1
             for key, value in losses.items():
                 meters[key] = meters.get(key, 0.0) + float(value.detach())

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from reid.engine.loaders import DomainBatches
+from reid.data.domain_batches import DomainBatches
 from reid.engine.runner import BaseRunner
 
 

@@ -11,7 +11,6 @@ __all__ = [
     "CrossEntropyLabelSmooth",
     "TripletLoss",
     "batch_hard_triplet_loss",
-    "build_supervised_losses",
     "camera_proxies",
     "camera_proxy_losses",
     "cross_entropy_label_smooth",
@@ -20,17 +19,3 @@ __all__ = [
     "unified_contrastive_loss",
 ]
 
-
-def build_supervised_losses(cfg, num_classes: int) -> tuple[CrossEntropyLabelSmooth,
-                                                             TripletLoss | None]:
-    """``SOLVER.LABEL_SMOOTHING`` / ``SOLVER.TRIPLET_*`` -> (cross-entropy, triplet or None).
-
-    The triplet loss is None when ``SOLVER.TRIPLET_WEIGHT`` is 0 (the weight itself is applied
-    by the trainer).
-    """
-    ce = CrossEntropyLabelSmooth(num_classes, epsilon=cfg.SOLVER.LABEL_SMOOTHING)
-    triplet = None
-    if cfg.SOLVER.TRIPLET_WEIGHT > 0:
-        triplet = TripletLoss(margin=cfg.SOLVER.TRIPLET_MARGIN,
-                              normalize=cfg.SOLVER.TRIPLET_NORM_FEAT)
-    return ce, triplet

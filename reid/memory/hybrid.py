@@ -497,15 +497,3 @@ def _occurrence_rounds(rows: torch.Tensor) -> list[torch.Tensor]:
         return [pos]
     return [(rank == r).nonzero().squeeze(1) for r in range(rounds)]
 
-
-def build_hybrid_memory(
-    cfg, num_features: int, source_classes: Sequence[int], target_instances: Sequence[int]
-) -> HybridMemory:
-    """``MEMORY.TEMPERATURE`` / ``MEMORY.MOMENTUM`` -> :class:`HybridMemory`."""
-    return HybridMemory(
-        num_features,
-        source_classes=source_classes,
-        target_instances=target_instances,
-        temperature=cfg.MEMORY.TEMPERATURE,
-        momentum=cfg.MEMORY.MOMENTUM,
-    )

@@ -7,7 +7,7 @@ model by a :class:`DomainSpecificBatchNorm` whose branches start as copies of th
 for a whole forward pass with :func:`use_domains`; the samples of each domain are gathered,
 normalised by their domain's BN and scattered back, so statistics of a domain only ever see that
 domain's samples, whatever the order of the batch. A batch laid out as contiguous per-domain
-chunks (as :class:`reid.engine.loaders.DomainBatches` builds it) takes a fast path without
+chunks (as :class:`reid.data.domain_batches.DomainBatches` builds it) takes a fast path without
 permutation.
 
 BN over groups ("ghost" BN; ``MODEL.BN.SAMPLES_PER_BN``): :class:`GroupedBatchNorm1d`/``2d``
