@@ -226,4 +226,7 @@ def test_ignore_negative_without_any_cluster_samples_every_image_alone(caplog):
     sampler = CrossCameraIdentitySampler([-1] * 6, [0, 1, 0, 1, 0, 1], K, seed=0, num_samples=6,
                                          ignore_negative=True)
     assert sorted(sampler) == list(range(6))
+    assert "no labelled sample" not in caplog.text  # before the first clustering: silent
+    sampler.set_pids([-1] * 6)
+    assert sorted(sampler) == list(range(6))
     assert "no labelled sample" in caplog.text

@@ -83,9 +83,10 @@ def _check_cluster_contrast(cfg: Any) -> None:
                         "cap adapt from a source)")
     if cfg.MODEL.DSBN.NUM_DOMAINS > 1 or cfg.MODEL.CAMERA_BN:
         problems.append("a single BN branch (MODEL.DSBN.NUM_DOMAINS <= 1, MODEL.CAMERA_BN False)")
-    if cfg.DATALOADER.SAMPLER != "pk":
-        problems.append("DATALOADER.SAMPLER pk (P clusters x K images per batch, un-clustered "
-                        "images not sampled)")
+    if cfg.DATALOADER.SAMPLER not in ("pk", "cross_camera"):
+        problems.append("DATALOADER.SAMPLER pk or cross_camera (P clusters x K images per "
+                        "batch, or the released cross-camera sampler over the clusters; "
+                        "un-clustered images are not sampled)")
     if cfg.CLUSTER.FEATURES != "extract":
         problems.append("CLUSTER.FEATURES extract (it keeps no per-image memory to cluster)")
     if cfg.MEMORY.CC_UPDATE not in UPDATE_MODES:

@@ -327,8 +327,8 @@ class CrossCameraIdentitySampler(_GroupSampler):
         num_samples: indices yielded per epoch on this rank; None = infinite stream.
         ignore_negative: leave samples with a negative label out of every pass (Cluster
             Contrast's released training draws this sampler over the clustered images only);
-            when no sample has a label >= 0, every sample is an identity of its own, with a
-            warning.
+            when no sample has a label >= 0, every sample is an identity of its own (a warning
+            when a regrouping finds no cluster; the initial all-negative grouping is silent).
 
     Example (pseudo labels, regrouped after every clustering):
         >>> sampler = CrossCameraIdentitySampler([-1] * n, camids, 4, num_samples=100 * 64)
@@ -369,7 +369,7 @@ class CrossCameraIdentitySampler(_GroupSampler):
         members = np.arange(keys.size)
         if self.ignore_negative and not out.all():
             members = np.flatnonzero(~out)
-        elif self.ignore_negative:
+        elif self.ignore_negative and hasattr(self, "index_lists"):  # a regrouping
             logger.warning("no labelled sample: the %d unlabelled samples are sampled this time, "
                            "each as an identity of its own", keys.size)
         keys[out] = keys.max(initial=-1) + 1 + np.arange(int(out.sum()))

@@ -136,7 +136,9 @@ def _targets_and_model(cfg, device: torch.device) -> dict[str, Any]:
 def _clustering_parts(cfg, device: torch.device, writer: Any, *, compact: bool = False
                       ) -> dict[str, Any]:
     """Keyword arguments of :class:`reid.engine.spcl.SpCLRunner` (and its subclasses) but the
-    memory and the method's switches: training domains, pseudo-label step, model, solver."""
+    memory and the method's switches: training domains, pseudo-label step, model, solver.
+    ``compact`` (Cluster Contrast): clusters numbered 0..C-1 and un-clustered target images
+    never sampled."""
     p = _targets_and_model(cfg, device)
     sources, targets, cam_maps, branches = (p[k] for k in ("sources", "targets", "cam_maps",
                                                            "branches"))
@@ -144,7 +146,8 @@ def _clustering_parts(cfg, device: torch.device, writer: Any, *, compact: bool =
     loaders = [train_loader(cfg, ds.train, is_video=ds.is_video, domain=branches[d],
                              balanced=d < len(sources), seed=cfg.SEED + d,
                              camera_chunks=cam_maps[d] is not None,
-                             pseudo_balanced=d >= len(sources) and cfg.DATALOADER.SAMPLER == "pk")
+                             pseudo_balanced=d >= len(sources) and cfg.DATALOADER.SAMPLER == "pk",
+                             drop_unclustered=compact and d >= len(sources))
                for d, ds in enumerate(datasets)]
     keys = ["pid"] * len(sources) + ["index"] * len(targets)
     batches = DomainBatches(loaders, keys, domains=branches, camera_branches=cam_maps)

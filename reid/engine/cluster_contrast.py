@@ -36,8 +36,10 @@ class ClusterContrastRunner(SpCLRunner):
         cluster_memory: the :class:`reid.memory.ClusterMemory` (temperature, momentum, mode).
         **kwargs: the arguments of :class:`SpCLRunner` except ``memory``, ``cluster_on`` and
             ``refresh_memory`` (it clusters a fresh extraction every epoch). One target domain
-            and no source; ``domains.target_sampler`` must be "pk" (the method's P x K batches
-            over clusters); the label step should ``compact`` the clusters to 0..C-1.
+            and no source; ``domains.target_sampler`` must be "pk" (P x K batches over the
+            clusters) or "cross_camera" (the released sampler: per cluster an anchor and K - 1
+            images of other cameras), over the clustered images only; the label step should
+            ``compact`` the clusters to 0..C-1.
     """
 
     def __init__(self, *, cluster_memory: ClusterMemory, **kwargs: Any) -> None:
@@ -46,9 +48,9 @@ class ClusterContrastRunner(SpCLRunner):
             raise ValueError("Cluster Contrast is unsupervised: no source domain")
         if len(domains.targets) != 1:
             raise ValueError("Cluster Contrast trains on exactly one target domain")
-        if domains.target_sampler != "pk":
-            raise ValueError("Cluster Contrast samples P clusters x K images: target_sampler "
-                             "must be 'pk'")
+        if domains.target_sampler not in ("pk", "cross_camera"):
+            raise ValueError("Cluster Contrast samples K images per cluster: target_sampler "
+                             "must be 'pk' or 'cross_camera'")
         super().__init__(memory=None, cluster_on="extract", refresh_memory=True, **kwargs)
         self.cluster_memory = cluster_memory.to(self.device)
         self._extraction: torch.Tensor | None = None  # this epoch's, until the memory is built

@@ -50,9 +50,12 @@ def drop_corrupt(dataset_list: list[ReIDDataset]) -> None:
 
 
 def train_loader(cfg, samples: list, *, is_video: bool, domain: int, balanced: bool, seed: int,
-                 camera_chunks: bool = False, pseudo_balanced: bool = False) -> DataLoader:
+                 camera_chunks: bool = False, pseudo_balanced: bool = False,
+                 drop_unclustered: bool = False) -> DataLoader:
     """The training loader of one domain: ``balanced`` for labelled samples (true ids),
-    ``pseudo_balanced`` for a target regrouped by pseudo labels every epoch (SpCLRunner)."""
+    ``pseudo_balanced`` for a target regrouped by pseudo labels every epoch (SpCLRunner);
+    ``drop_unclustered``: the cross-camera sampler leaves un-clustered images out (Cluster
+    Contrast) instead of making each an identity of its own (SpCL)."""
     from reid.data import samplers as smp
 
     batch, num, ranks = cfg.SOLVER.IMS_PER_BATCH, cfg.DATALOADER.NUM_INSTANCES, dict(
@@ -62,7 +65,8 @@ def train_loader(cfg, samples: list, *, is_video: bool, domain: int, balanced: b
         # SpCL's published sampler; a target starts with every image an identity of its own
         sampler = smp.CrossCameraIdentitySampler(
             [s[1] for s in samples] if balanced else [-1] * len(samples),
-            [s[2] for s in samples], num, num_samples=total, **ranks)
+            [s[2] for s in samples], num, num_samples=total, ignore_negative=drop_unclustered,
+            **ranks)
     elif pseudo_balanced:  # P x K over the pseudo groups of every epoch (SpCLRunner)
         sampler = smp.RandomIdentitySampler(range(len(samples)), batch_size=batch,
                                             num_instances=num, num_samples=total,
