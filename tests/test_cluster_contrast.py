@@ -227,18 +227,20 @@ def test_configuration_errors(tiny, tiny_root, tmp_path, extra, match):
 
 @pytest.mark.slow
 def test_demo_beats_the_initial_model(demo_root, tmp_path):
-    """``configs/demo/usl_synthetic_cc.yaml`` (as ``tools/train.py`` runs it) shortened to 3
-    epochs, evaluated before and after. Measured with these arguments: seed 1 13.4% -> 21.7% mAP
-    (rank-1 26.3 -> 33.0%), seed 2 11.8% -> 22.9% (21.3 -> 34.7%); 4 epochs: 24.1% / 26.7%."""
+    """``configs/demo/usl_synthetic_cc.yaml`` (as ``tools/train.py`` runs it) shortened to 2
+    epochs (no lr step), evaluated before and after, on the session's demo data. Measured with
+    these arguments: seed 1 13.4% -> 21.8% mAP (rank-1 26.3 -> 34.0%; an earlier run 19.9%,
+    rank-1 34.3%), seed 2 11.8% -> 23.3% (21.3 -> 37.7%). The earlier 3 epochs (step at 2):
+    21.7% / 22.9%; 4 epochs: 24.1% / 26.7%."""
     from reid.engine import cli
 
     out = tmp_path / "cc"
     cli.train_main(["--config-file", "configs/demo/usl_synthetic_cc.yaml",
                     "DATASETS.ROOT", demo_root, "OUTPUT_DIR", str(out),
-                    "SOLVER.MAX_EPOCHS", "3", "SOLVER.STEPS", "[2]", "TEST.EVAL_PERIOD", "3"])
+                    "SOLVER.MAX_EPOCHS", "2", "SOLVER.STEPS", "[2]", "TEST.EVAL_PERIOD", "2"])
     lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     first, last = lines[0], lines[-1]
-    assert first["epoch"] == -1 and last["epoch"] == 2
+    assert first["epoch"] == -1 and last["epoch"] == 1
     assert last["mAP"] >= first["mAP"] + 0.05, (first["mAP"], last["mAP"])
     assert last["rank1"] >= first["rank1"] + 0.03, (first["rank1"], last["rank1"])
 
