@@ -69,21 +69,19 @@ def test_domain_batches_set_labels_restarts_the_loader_with_the_new_groups():
         DomainBatches([[data[0]]], ["index"]).set_labels(0, [0])
 
 
-def _args(root, out, method, *extra):
-    from test_engine import TINY
-
-    return ["--config-file", "configs/demo/usl_synthetic.yaml", *TINY, "SOLVER.METHOD", method,
+def _args(tiny, root, out, method, *extra):
+    return ["--config-file", "configs/demo/usl_synthetic.yaml", *tiny, "SOLVER.METHOD", method,
             "DATASETS.ROOT", root, "OUTPUT_DIR", str(out), "TEST.EVAL_PERIOD", "2",
             "DATALOADER.SAMPLER", "pk", "CLUSTER.FEATURES", "extract",
             "MEMORY.REFRESH", "True", *extra]
 
 
 @pytest.mark.parametrize("method", ["spcl", "cap"])
-def test_runner_groups_target_batches_by_its_pseudo_labels(tmp_path, method):
+def test_runner_groups_target_batches_by_its_pseudo_labels(tiny, tiny_root, tmp_path, method):
     from reid.config import load_cfg
     from reid.engine.build import build_runner
 
-    args = _args(str(tmp_path / "data"), tmp_path / "out", method)
+    args = _args(tiny, tiny_root, tmp_path / "out", method)
     cfg = load_cfg(args[1], args[2:])
     runner = build_runner(cfg, device=torch.device("cpu"))
     calls = []
@@ -113,11 +111,9 @@ def test_runner_groups_target_batches_by_its_pseudo_labels(tmp_path, method):
     assert (labels[batch["index"]] >= 0).all()
 
 
-def test_balanced_targets_resume_exactly(tmp_path):
-    from test_engine import train_full_and_resumed
-
-    root = str(tmp_path / "data")
-    train_full_and_resumed(lambda out, *extra: _args(root, out, "cap", *extra), tmp_path)
+def test_balanced_targets_resume_exactly(tiny, tiny_root, tmp_path, train_full_and_resumed):
+    train_full_and_resumed(lambda out, *extra: _args(tiny, tiny_root, out, "cap", *extra),
+                           tmp_path)
 
 
 @pytest.mark.parametrize("extra, match", [
@@ -125,8 +121,8 @@ def test_balanced_targets_resume_exactly(tmp_path):
     (["MODEL.CAMERA_BN", "True", "TEST.CAMERA_BN", "True", "DATALOADER.CAMERA_CHUNK", "4"],
      "choose one"),
 ])
-def test_balanced_target_configuration_errors(tmp_path, extra, match):
+def test_balanced_target_configuration_errors(tiny, tiny_root, tmp_path, extra, match):
     from reid.engine import cli
 
     with pytest.raises(ValueError, match=match):
-        cli.train_main(_args(str(tmp_path / "data"), tmp_path / "out", "cap", *extra))
+        cli.train_main(_args(tiny, tiny_root, tmp_path / "out", "cap", *extra))

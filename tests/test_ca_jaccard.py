@@ -157,15 +157,14 @@ def test_config_builds_the_camera_aware_labeler():
     assert (lab.camera_aware, lab.k1_inter, lab.k2_inter) == (True, 7, 2)
 
 
-def test_runner_clusters_with_the_target_camera_ids(tmp_path):
+def test_runner_clusters_with_the_target_camera_ids(tiny, tiny_root, tmp_path):
     import torch
-    from test_engine import TINY
 
     from reid.cluster.camera import camera_centred
     from reid.engine.build import build_runner
 
     cfg = load_cfg("configs/demo/usl_synthetic.yaml", [
-        *TINY, "DATASETS.ROOT", str(tmp_path / "data"), "OUTPUT_DIR", str(tmp_path / "out"),
+        *tiny, "DATASETS.ROOT", tiny_root, "OUTPUT_DIR", str(tmp_path / "out"),
         "CLUSTER.FEATURES", "memory", "CLUSTER.CAMERA_AWARE", "True", "CLUSTER.K1_INTER", "4",
         "CLUSTER.K2_INTER", "1"])
     runner = build_runner(cfg, device=torch.device("cpu"))

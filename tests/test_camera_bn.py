@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from reid.data.datasets.base import ReIDDataset
 from reid.evaluation import evaluate_features
@@ -12,45 +11,12 @@ from reid.evaluation.evaluator import DatasetEvaluator
 from reid.models import build_encoder, convert_dsbn, extract_features, fit_camera_bn
 
 
-class TinyEncoder(nn.Module):
-    """conv -> BN2d -> ReLU -> avg pool -> BN1d; eval output normalised (encoder contract)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.conv = nn.Conv2d(3, 4, 1, bias=False)
-        self.bn = nn.BatchNorm2d(4)
-        self.neck = nn.BatchNorm1d(4)
-        with torch.no_grad():
-            self.bn.weight.uniform_(0.5, 1.5)
-            self.bn.bias.uniform_(-0.5, 0.5)
-            self.bn.running_mean.uniform_(-1, 1)
-            self.bn.running_var.uniform_(0.5, 2)
-            self.neck.running_mean.uniform_(-1, 1)
-
-    def forward(self, x: torch.Tensor, domains: torch.Tensor | None = None) -> torch.Tensor:
-        from reid.models import use_domains
-
-        with use_domains(self, domains):
-            f = self.neck(torch.relu(self.bn(self.conv(x))).mean((2, 3)))
-        return f if self.training else nn.functional.normalize(f, dim=1)
-
-
-def _images(n: int, shift: float, seed: int) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(n, 3, 4, 2, generator=g) * (1 + shift) + shift
-
-
-def _batches(x: torch.Tensor, size: int, camid: int) -> list[dict]:
-    return [{"img": x[i:i + size], "pid": torch.zeros(len(x[i:i + size]), dtype=torch.long),
-             "camid": torch.full((len(x[i:i + size]),), camid)} for i in range(0, len(x), size)]
-
-
-def test_first_layer_statistics_are_exact_population_moments_for_any_batching():
-    model = TinyEncoder()
-    cams = {3: _images(10, 0.0, 1), 7: _images(7, 2.0, 2)}
+def test_first_layer_statistics_are_exact_population_moments_for_any_batching(
+        tiny_encoder, random_images, camera_batches):
+    model = tiny_encoder()
+    cams = {3: random_images(10, 0.0, 1), 7: random_images(7, 2.0, 2)}
     for size in (2, 3, 10):
-        cam_model, branches = fit_camera_bn(model, {c: _batches(x, size, c)
+        cam_model, branches = fit_camera_bn(model, {c: camera_batches(x, size, c)
                                                     for c, x in cams.items()})
         assert branches == {3: 1, 7: 2}
         for cam, x in cams.items():
@@ -72,14 +38,15 @@ def test_first_layer_statistics_are_exact_population_moments_for_any_batching():
     torch.testing.assert_close(cam_model.neck.dsbn[0].running_var, model.neck.running_var)
 
 
-def test_one_batch_per_camera_equals_a_train_mode_pass_over_that_camera():
+def test_one_batch_per_camera_equals_a_train_mode_pass_over_that_camera(
+        tiny_encoder, random_images, camera_batches):
     """With each camera in one batch, every layer's statistics equal those BatchNorm records
     (momentum 1) in one train-mode forward over the camera's images."""
-    model = TinyEncoder()
+    model = tiny_encoder()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    x = _images(9, 1.0, 3)
-    cam_model, branches = fit_camera_bn(model, {5: _batches(x, 9, 5)})
-    ref = TinyEncoder()
+    x = random_images(9, 1.0, 3)
+    cam_model, branches = fit_camera_bn(model, {5: camera_batches(x, 9, 5)})
+    ref = tiny_encoder()
     ref.load_state_dict(before)
     for bn in (ref.bn, ref.neck):
         bn.momentum = 1.0
@@ -96,10 +63,12 @@ def test_one_batch_per_camera_equals_a_train_mode_pass_over_that_camera():
     assert not cam_model.training
 
 
-def test_extraction_routes_each_image_to_its_cameras_statistics():
-    model = TinyEncoder()
-    xa, xb, xc = _images(6, 0.0, 4), _images(6, 3.0, 5), _images(4, -1.0, 6)
-    cam_model, branches = fit_camera_bn(model, {0: _batches(xa, 3, 0), 1: _batches(xb, 3, 1)})
+def test_extraction_routes_each_image_to_its_cameras_statistics(tiny_encoder, random_images,
+                                                                camera_batches):
+    model = tiny_encoder()
+    xa, xb, xc = random_images(6, 0.0, 4), random_images(6, 3.0, 5), random_images(4, -1.0, 6)
+    cam_model, branches = fit_camera_bn(model, {0: camera_batches(xa, 3, 0),
+                                                1: camera_batches(xb, 3, 1)})
     # a mixed loader: cameras 0, 1 and an unseen camera 9 interleaved in each batch
     x = torch.cat([xa[:2], xb[:2], xc[:2], xa[2:], xb[2:], xc[2:]])
     camids = torch.tensor([0, 0, 1, 1, 9, 9] + [0] * 4 + [1] * 4 + [9] * 2)
@@ -107,7 +76,7 @@ def test_extraction_routes_each_image_to_its_cameras_statistics():
     feats, _, cams = extract_features(cam_model, loader, device="cpu", camera_domains=branches)
     np.testing.assert_array_equal(cams, camids.numpy())
     for cam, branch in ((0, 1), (1, 2), (9, 0)):
-        single = TinyEncoder()
+        single = tiny_encoder()
         state = {k: v for k, v in model.state_dict().items()}
         for name in ("bn", "neck"):
             src = getattr(cam_model, name).dsbn[branch]
@@ -122,25 +91,25 @@ def test_extraction_routes_each_image_to_its_cameras_statistics():
     torch.testing.assert_close(feats[camids == 9], plain[camids == 9], atol=1e-6, rtol=0)
 
 
-def test_starts_from_the_target_branch_of_a_dsbn_model():
-    model = convert_dsbn(TinyEncoder(), 2)
+def test_starts_from_the_target_branch_of_a_dsbn_model(tiny_encoder, random_images, camera_batches):
+    model = convert_dsbn(tiny_encoder(), 2)
     with torch.no_grad():
         model.bn.dsbn[1].weight.fill_(2.0)
         model.bn.dsbn[0].weight.fill_(-3.0)
-    cam_model, branches = fit_camera_bn(model, {4: _batches(_images(4, 0.0, 7), 4, 4)})
+    cam_model, branches = fit_camera_bn(model, {4: camera_batches(random_images(4, 0.0, 7), 4, 4)})
     assert cam_model.bn.num_domains == 2
     for branch in (0, branches[4]):
         assert torch.all(cam_model.bn.dsbn[branch].weight == 2.0)
 
 
-def test_errors_are_clear():
-    model = TinyEncoder()
+def test_errors_are_clear(tiny_encoder, random_images, camera_batches):
+    model = tiny_encoder()
     with pytest.raises(ValueError, match="no camera"):
         fit_camera_bn(model, {})
     with pytest.raises(ValueError, match="camera 2 has fewer than 2 images"):
-        fit_camera_bn(model, {2: _batches(_images(1, 0.0, 8), 1, 2)})
+        fit_camera_bn(model, {2: camera_batches(random_images(1, 0.0, 8), 1, 2)})
     with pytest.raises(ValueError, match="camid"):
-        extract_features(model, [{"img": _images(2, 0.0, 9)}], device="cpu",
+        extract_features(model, [{"img": random_images(2, 0.0, 9)}], device="cpu",
                          camera_domains={0: 1})
 
 

@@ -9,22 +9,22 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from test_camera_bn import TinyEncoder, _batches, _images
 
 from reid.data.domain_batches import DomainBatches
 from reid.data.samplers import CameraChunkSampler
 from reid.models import convert_dsbn, estimate_bn_statistics
 
 
-def test_shared_affine_branches_have_one_parameter_and_per_camera_statistics():
-    plain = TinyEncoder()
+def test_shared_affine_branches_have_one_parameter_and_per_camera_statistics(tiny_encoder,
+                                                                             random_images):
+    plain = tiny_encoder()
     model = convert_dsbn(copy.deepcopy(plain), 3, share_affine=True)
     assert len(list(model.parameters())) == len(list(plain.parameters()))
     assert model.bn.dsbn[2].weight is model.bn.dsbn[0].weight
     assert model.bn.dsbn[1].running_mean is not model.bn.dsbn[0].running_mean
     # train mode, cameras interleaved: each camera's samples are normalised by their own batch
     # statistics with the one shared affine transform, exactly as a plain BN fed them alone
-    x = torch.cat([_images(3, 0.0, 1), _images(4, 3.0, 2)])
+    x = torch.cat([random_images(3, 0.0, 1), random_images(4, 3.0, 2)])
     cams = torch.tensor([0, 2, 0, 2, 2, 0, 2])
     model.train()
     out = model(x, domains=cams)
@@ -43,12 +43,13 @@ def test_shared_affine_branches_have_one_parameter_and_per_camera_statistics():
     assert "share_affine=True" in repr(model.bn)
 
 
-def test_estimate_bn_statistics_sets_only_the_given_branches_in_place():
-    plain = TinyEncoder()
+def test_estimate_bn_statistics_sets_only_the_given_branches_in_place(tiny_encoder, random_images,
+                                                                      camera_batches):
+    plain = tiny_encoder()
     model = convert_dsbn(copy.deepcopy(plain), 3, share_affine=True).eval()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    x = _images(9, 2.0, 5)
-    estimate_bn_statistics(model, {2: _batches(x, 4, 0)})
+    x = random_images(9, 2.0, 5)
+    estimate_bn_statistics(model, {2: camera_batches(x, 4, 0)})
     assert not model.training  # mode restored
     flat = plain.conv(x).detach().double().permute(1, 0, 2, 3).reshape(4, -1)
     torch.testing.assert_close(model.bn.dsbn[2].running_mean.double(), flat.mean(1),
@@ -60,11 +61,11 @@ def test_estimate_bn_statistics_sets_only_the_given_branches_in_place():
         changed = ".dsbn.2.running" in key
         assert torch.equal(value, after[key]) != changed, key
     with pytest.raises(ValueError, match="out of range"):
-        estimate_bn_statistics(model, {3: _batches(x, 4, 0)})
+        estimate_bn_statistics(model, {3: camera_batches(x, 4, 0)})
     with pytest.raises(ValueError, match="fewer than 2"):
-        estimate_bn_statistics(model, {1: _batches(x[:1], 4, 0)})
+        estimate_bn_statistics(model, {1: camera_batches(x[:1], 4, 0)})
     with pytest.raises(ValueError, match="domain-specific BN"):
-        estimate_bn_statistics(TinyEncoder(), {0: _batches(x, 4, 0)})
+        estimate_bn_statistics(tiny_encoder(), {0: camera_batches(x, 4, 0)})
 
 
 CAMS = [0] * 10 + [1] * 3 + [2] * 7
@@ -119,23 +120,21 @@ def test_domain_batches_route_each_sample_to_its_camera_branch():
         DomainBatches(loaders, ["pid", "index"], camera_branches=[None])
 
 
-def _cbn_args(root, out, *extra):
-    from test_engine import TINY
-
-    return ["--config-file", "configs/demo/usl_synthetic.yaml", *TINY, "SOLVER.METHOD", "cap",
+def _cbn_args(tiny, root, out, *extra):
+    return ["--config-file", "configs/demo/usl_synthetic.yaml", *tiny, "SOLVER.METHOD", "cap",
             "DATASETS.ROOT", root, "OUTPUT_DIR", str(out), "TEST.EVAL_PERIOD", "2",
             "MODEL.CAMERA_BN", "True", "TEST.CAMERA_BN", "True", "DATALOADER.CAMERA_CHUNK", "4",
             "DATALOADER.SAMPLER", "random",
             *extra]
 
 
-def test_runner_fills_the_memory_with_camera_normalised_features(tmp_path):
+def test_runner_fills_the_memory_with_camera_normalised_features(tiny, tiny_root, tmp_path):
     from reid.config import load_cfg
     from reid.data.build import build_transform_from_cfg, make_test_loader
     from reid.engine.build import build_runner
     from reid.models import extract_features, fit_camera_bn
 
-    args = _cbn_args(str(tmp_path / "data"), tmp_path / "out")
+    args = _cbn_args(tiny, tiny_root, tmp_path / "out")
     cfg = load_cfg(args[1], args[2:])
     runner = build_runner(cfg, device=torch.device("cpu"))
     model = runner.model
@@ -157,15 +156,15 @@ def test_runner_fills_the_memory_with_camera_normalised_features(tmp_path):
     assert (runner.memory.target_features(0) - F.normalize(plain, dim=1)).abs().max() > 1e-2
 
 
-def test_camera_bn_training_resumes_exactly_and_tools_test_reads_it(tmp_path):
+def test_camera_bn_training_resumes_exactly_and_tools_test_reads_it(tiny, tiny_root, tmp_path,
+                                                                    train_full_and_resumed):
     import json
-
-    from test_engine import train_full_and_resumed
 
     from reid.engine import cli
 
-    root = str(tmp_path / "data")
-    full, _ = train_full_and_resumed(lambda out, *extra: _cbn_args(root, out, *extra), tmp_path)
+    root = tiny_root
+    full, _ = train_full_and_resumed(lambda out, *extra: _cbn_args(tiny, root, out, *extra),
+                                     tmp_path)
     state = full["model"]
     bn = [k[:-len(".dsbn.0.running_mean")] for k in state if k.endswith(".dsbn.0.running_mean")]
     assert bn and all(f"{k}.dsbn.2.running_mean" not in state for k in bn)  # one branch per cam
@@ -173,7 +172,7 @@ def test_camera_bn_training_resumes_exactly_and_tools_test_reads_it(tmp_path):
                for k in bn)
     assert all(torch.equal(state[f"{k}.dsbn.0.weight"], state[f"{k}.dsbn.1.weight"]) for k in bn)
     last = [json.loads(x) for x in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
-    out = cli.test_main(_cbn_args(root, tmp_path / "test", "MODEL.WEIGHTS",
+    out = cli.test_main(_cbn_args(tiny, root, tmp_path / "test", "MODEL.WEIGHTS",
                                   str(tmp_path / "full" / "last.pth")))
     assert out["mAP"] == pytest.approx(last[-1]["mAP"], abs=1e-6)
 
@@ -184,8 +183,8 @@ def test_camera_bn_training_resumes_exactly_and_tools_test_reads_it(tmp_path):
     (["SOLVER.METHOD", "supervised", "DATASETS.SOURCE", "['synthetic_person_a']",
       "DATASETS.TARGET", "[]"], "clustering methods"),
 ])
-def test_camera_bn_configuration_errors(tmp_path, extra, match):
+def test_camera_bn_configuration_errors(tiny, tiny_root, tmp_path, extra, match):
     from reid.engine import cli
 
     with pytest.raises(ValueError, match=match):
-        cli.train_main(_cbn_args(str(tmp_path / "data"), tmp_path / "out", *extra))
+        cli.train_main(_cbn_args(tiny, tiny_root, tmp_path / "out", *extra))

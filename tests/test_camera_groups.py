@@ -65,11 +65,9 @@ def test_groups_are_labelled_apart_with_offsets_and_merged_statistics():
         lab(x[:4])
 
 
-def test_equals_independent_self_paced_labelers_per_group_and_never_links_groups():
-    from test_cluster_labelers import _blobs
-
+def test_equals_independent_self_paced_labelers_per_group_and_never_links_groups(blobs):
     rng = np.random.default_rng(0)
-    x, truth = _blobs(rng, 12, 10, 16, 0.08)
+    x, truth = blobs(rng, 12, 10, 16, 0.08)
     camids = np.tile(np.arange(4), 30)  # every identity in all four cameras
     # the same identities in both groups: clustering everything links the groups
     whole, _ = SelfPacedLabeler(eps=0.5, k1=10, k2=4, min_samples=2)(x)
@@ -90,15 +88,14 @@ def test_equals_independent_self_paced_labelers_per_group_and_never_links_groups
     assert lab.state_dict()["groups"][0]["indep_threshold"] is not None
 
 
-def test_config_builds_grouped_labelers_and_names_a_missing_camera(tmp_path):
-    from test_engine import TINY
-
+def test_config_builds_grouped_labelers_and_names_a_missing_camera(tiny, tiny_root_4cams,
+                                                                   tmp_path):
     from reid.config import load_cfg
     from reid.engine.build import build_runner
 
     def cfg(groups):
         return load_cfg("configs/demo/usl_synthetic.yaml", [
-            *TINY, "DATASETS.ROOT", str(tmp_path / "data"), "OUTPUT_DIR", str(tmp_path / "out"),
+            *tiny, "DATASETS.ROOT", tiny_root_4cams, "OUTPUT_DIR", str(tmp_path / "out"),
             "DATASETS.SYNTHETIC.CAMS", "4", "CLUSTER.CAMERA_GROUPS", groups])
 
     # a listed camera that no target has (4) is an error (issue 22: it silently changed the

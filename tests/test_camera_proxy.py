@@ -158,44 +158,37 @@ def test_bad_inputs_raise():
         camera_proxies(torch.tensor([0, 1]), torch.tensor([0]))
 
 
-def _cap_args(root, out, *extra):
-    from test_engine import TINY
-
-    return ["--config-file", "configs/demo/usl_synthetic.yaml", *TINY, "SOLVER.METHOD", "cap",
+def _cap_args(tiny, root, out, *extra):
+    return ["--config-file", "configs/demo/usl_synthetic.yaml", *tiny, "SOLVER.METHOD", "cap",
             "DATASETS.ROOT", root, "OUTPUT_DIR", str(out), "TEST.EVAL_PERIOD", "2", *extra]
 
 
-def test_cap_runner_trains_logs_proxies_and_resumes_exactly(tmp_path):
+def test_cap_runner_trains_logs_proxies_and_resumes_exactly(tiny, tiny_root, tmp_path,
+                                                            train_full_and_resumed):
     import json
 
-    from test_engine import train_full_and_resumed
-
-    root = str(tmp_path / "data")
-    train_full_and_resumed(lambda out, *extra: _cap_args(root, out, *extra), tmp_path)
+    train_full_and_resumed(lambda out, *extra: _cap_args(tiny, tiny_root, out, *extra), tmp_path)
     labels = [json.loads(x) for x in (tmp_path / "full" / "labels.jsonl").read_text().splitlines()]
     assert [x["epoch"] for x in labels] == [0, 1]
     for line in labels:  # every cluster yields at least one proxy, every outlier exactly one
         assert line["num_proxies"] >= line["num_clusters"] + line["num_outliers"]
 
 
-def test_cap_with_a_source_and_no_spcl_term_is_a_clear_error(tmp_path):
+def test_cap_with_a_source_and_no_spcl_term_is_a_clear_error(tiny, tiny_root, tmp_path):
     from reid.engine import cli
 
     with pytest.raises(ValueError, match="needs CAP.SPCL_WEIGHT > 0"):
-        cli.train_main(_cap_args(str(tmp_path / "data"), tmp_path / "out",
+        cli.train_main(_cap_args(tiny, tiny_root, tmp_path / "out",
                                  "DATASETS.SOURCE", "['synthetic_person_b']"))
 
 
-def test_cap_with_only_the_spcl_term_equals_spcl_bit_for_bit(tmp_path):
+def test_cap_with_only_the_spcl_term_equals_spcl_bit_for_bit(tiny, tiny_root, tmp_path):
     """UDA: CAP.SPCL_WEIGHT 1 with both proxy weights 0 is SpCL exactly (the memory is updated
     once per step, not twice)."""
-    from test_engine import TINY
-
     from reid.engine import cli
     from reid.utils.checkpoint import load_checkpoint
 
-    root = str(tmp_path / "data")
-    common = ["--config-file", "configs/demo/uda_synthetic.yaml", *TINY, "DATASETS.ROOT", root,
+    common = ["--config-file", "configs/demo/uda_synthetic.yaml", *tiny, "DATASETS.ROOT", tiny_root,
               "SOLVER.MAX_EPOCHS", "1", "TEST.EVAL_PERIOD", "5"]
     cli.train_main([*common, "OUTPUT_DIR", str(tmp_path / "spcl")])
     cli.train_main([*common, "OUTPUT_DIR", str(tmp_path / "cap"), "SOLVER.METHOD", "cap",
@@ -207,17 +200,19 @@ def test_cap_with_only_the_spcl_term_equals_spcl_bit_for_bit(tmp_path):
     assert torch.equal(spcl["method"]["memory"]["features"], cap["method"]["memory"]["features"])
 
 
-def test_cap_runner_unseen_skip_uses_the_camera_groups_and_changes_training(tmp_path):
+def test_cap_runner_unseen_skip_uses_the_camera_groups_and_changes_training(tiny, tiny_root,
+                                                                           tiny_root_4cams,
+                                                                           tmp_path):
     from reid.config import load_cfg
     from reid.engine import cli
     from reid.engine.build import build_runner
     from reid.utils.checkpoint import load_checkpoint
 
-    root = str(tmp_path / "data")
+    root = tiny_root_4cams
     groups = ["DATASETS.SYNTHETIC.CAMS", "4", "CLUSTER.CAMERA_GROUPS", "[[0, 1], [2, 3]]",
               "SOLVER.MAX_EPOCHS", "1"]
     runner = build_runner(load_cfg("configs/demo/usl_synthetic.yaml", _cap_args(
-        root, tmp_path / "probe", *groups, "CAP.UNSEEN_SKIP", "2")[2:]),
+        tiny, root, tmp_path / "probe", *groups, "CAP.UNSEEN_SKIP", "2")[2:]),
         device=torch.device("cpu"))
     runner.before_train()
     runner.set_epoch(0)
@@ -228,8 +223,8 @@ def test_cap_runner_unseen_skip_uses_the_camera_groups_and_changes_training(tmp_
     weights = {}
     for skip in (0, 2):
         out = tmp_path / f"skip{skip}"
-        cli.train_main(_cap_args(root, out, *groups, "CAP.UNSEEN_SKIP", str(skip)))
+        cli.train_main(_cap_args(tiny, root, out, *groups, "CAP.UNSEEN_SKIP", str(skip)))
         weights[skip] = load_checkpoint(out / "last.pth")["model"]
     assert any(not torch.equal(weights[0][k], weights[2][k]) for k in weights[0])
     with pytest.raises(ValueError, match="UNSEEN_SKIP must be >= 0"):
-        cli.train_main(_cap_args(root, tmp_path / "bad", "CAP.UNSEEN_SKIP", "-1"))
+        cli.train_main(_cap_args(tiny, tiny_root, tmp_path / "bad", "CAP.UNSEEN_SKIP", "-1"))

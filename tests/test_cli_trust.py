@@ -18,23 +18,26 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import scipy.io
 import torch
-from test_engine import TINY as ENGINE_TINY
 
 from reid.engine import cli
 from reid.utils.checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 
-TINY = [*ENGINE_TINY, "NUM_THREADS", "1"]
 USL = "configs/demo/usl_synthetic.yaml"
 
 
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory) -> str:
-    """A data root shared by the tests of this module (the synthetic set is generated once)."""
-    return str(tmp_path_factory.mktemp("data"))
+@pytest.fixture
+def tiny(tiny) -> list[str]:
+    """conftest's tiny overrides, one thread (NUM_THREADS is one of the keys tested here)."""
+    return [*tiny, "NUM_THREADS", "1"]
+
+
+@pytest.fixture
+def data_root(tiny_root) -> str:
+    """The session's tiny synthetic sets (generated once, read-only)."""
+    return tiny_root
 
 
 @pytest.fixture(autouse=True)
@@ -64,8 +67,8 @@ def _run(args: list[str], cwd: Path | str = REPO, timeout: float = 120,
                           capture_output=True, text=True)
 
 
-def _usl(root: str, out: Path | str, *extra: str) -> list[str]:
-    return ["--config-file", USL, *TINY, "DATASETS.ROOT", root, "OUTPUT_DIR", str(out), *extra]
+def _usl(tiny: list[str], root: str, out: Path | str, *extra: str) -> list[str]:
+    return ["--config-file", USL, *tiny, "DATASETS.ROOT", root, "OUTPUT_DIR", str(out), *extra]
 
 
 # ---------------------------------------------------------------------------- 1. flag order
@@ -95,7 +98,18 @@ def _readme_commands() -> list[str]:
     return cmds
 
 
-def test_readme_commands_run_as_printed_in_order(data_root, tmp_path):
+def test_ci_runs_the_readmes_test_command_with_the_slowest_tests_listed():
+    """.ci/run calls exactly the README's install + test command, which lists the slowest
+    tests (``--durations``) so that CI logs show where the suite's time goes."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    readme = [line for line in re.findall(r"```bash\n(.*?)```", text, flags=re.S)[0].splitlines()
+              if "python -m pytest" in line]
+    assert len(readme) == 1 and "--durations=" in readme[0], readme
+    ci = (REPO / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    assert readme[0] in ci
+
+
+def test_readme_commands_run_as_printed_in_order(tiny, data_root, tmp_path):
     """The README's USL demo, its resume command (a trailing --resume) and its test command,
     copied from the README and run in that order from a fresh directory with a tiny budget
     appended; every one exits 0, the resume continues the first run, and the test command
@@ -106,7 +120,7 @@ def test_readme_commands_run_as_printed_in_order(data_root, tmp_path):
     test = next(c for c in cmds if c.startswith("python tools/test.py") and USL in c)
     for name in ("configs", "tools"):
         (tmp_path / name).symlink_to(REPO / name)
-    budget = [*TINY, "DATASETS.ROOT", data_root, "TEST.EVAL_PERIOD", "1"]
+    budget = [*tiny, "DATASETS.ROOT", data_root, "TEST.EVAL_PERIOD", "1"]
     outs = []
     for cmd, extra in ((train, ["SOLVER.MAX_EPOCHS", "1"]), (resume, ["SOLVER.MAX_EPOCHS", "2"]),
                        (test, [])):
@@ -127,22 +141,22 @@ def test_readme_commands_run_as_printed_in_order(data_root, tmp_path):
 
 
 # ---------------------------------------------------------------------------- 2. exit codes
-def test_entry_points_return_exit_statuses(data_root, tmp_path, capsys):
+def test_entry_points_return_exit_statuses(tiny, data_root, tmp_path, capsys):
     """setup.py's console scripts are the int-returning wrappers; success is 0, a user error 2
     with one message on stderr and no traceback, and the results never go to stderr."""
     setup = (REPO / "setup.py").read_text()
     assert '"reid-train=reid.engine.cli:main_train"' in setup
     assert '"reid-test=reid.engine.cli:main_test"' in setup
-    assert cli.main_train(_usl(data_root, tmp_path / "ok", "SOLVER.MAX_EPOCHS", "1")) == 0
+    assert cli.main_train(_usl(tiny, data_root, tmp_path / "ok", "SOLVER.MAX_EPOCHS", "1")) == 0
     # reid-test on the demo checkpoint, called the way pip's generated script calls it
-    rc = cli.main_test(_usl(data_root, tmp_path / "t", "MODEL.WEIGHTS",
+    rc = cli.main_test(_usl(tiny, data_root, tmp_path / "t", "MODEL.WEIGHTS",
                             str(tmp_path / "ok" / "best.pth")))
     err = capsys.readouterr().err
     assert rc == 0 and "mAP" not in err
     assert json.loads((tmp_path / "t" / "eval.json").read_text())["mAP"] == pytest.approx(
         load_checkpoint(tmp_path / "ok" / "best.pth")["mAP"], abs=1e-6)
     # resuming with another model than the run's is a user error too, naming the checkpoint
-    assert cli.main_train(_usl(data_root, tmp_path / "ok", "--resume", "MODEL.EMBED_DIM", "8",
+    assert cli.main_train(_usl(tiny, data_root, tmp_path / "ok", "--resume", "MODEL.EMBED_DIM", "8",
                                "SOLVER.MAX_EPOCHS", "2")) == 2
     assert f"error: cannot resume from {tmp_path / 'ok' / 'last.pth'}: it holds another model" \
         in capsys.readouterr().err
@@ -153,7 +167,7 @@ def test_entry_points_return_exit_statuses(data_root, tmp_path, capsys):
 
 
 # ---------------------------------------------------------------------------- 3. partial loads
-def test_checkpoint_that_does_not_fit_is_refused(data_root, tmp_path, capsys):
+def test_checkpoint_that_does_not_fit_is_refused(tiny, data_root, tmp_path, capsys):
     """Repro: a ResNet-18 checkpoint evaluated with MODEL.ARCH resnet34 loaded 125 of 221
     tensors and wrote an mAP. Now it is refused, naming the missing keys; the key
     MODEL.WEIGHTS_PARTIAL allows the partial load deliberately."""
@@ -178,7 +192,8 @@ def test_checkpoint_that_does_not_fit_is_refused(data_root, tmp_path, capsys):
     assert "1 tensors not in the model: extra.weight" in str(err.value)
     assert "neck.weight: checkpoint (3,) vs model (512,)" in str(err.value)
     # through tools/test.py: exit 2 and no eval.json; with MODEL.WEIGHTS_PARTIAL it evaluates
-    args = _usl(data_root, tmp_path / "t34", "MODEL.ARCH", "resnet34", "MODEL.WEIGHTS", str(path))
+    args = _usl(tiny, data_root, tmp_path / "t34", "MODEL.ARCH", "resnet34", "MODEL.WEIGHTS",
+                str(path))
     assert cli.main_test(args) == 2
     assert "MODEL.WEIGHTS_PARTIAL True" in capsys.readouterr().err
     assert not (tmp_path / "t34" / "eval.json").exists()
@@ -209,7 +224,7 @@ def test_expected_differences_are_allowed_and_listed(tmp_path, caplog):
 
 
 # ---------------------------------------------------------------------------- 4. divergence
-def test_divergence_stops_with_the_project_message_and_keeps_the_last_good_checkpoint(
+def test_divergence_stops_with_the_project_message_and_keeps_the_last_good_checkpoint(tiny,
         data_root, tmp_path):
     """Repro: SOLVER.BASE_LR 1e999 died with the memory's raw "feats contain NaN or Inf". The
     runner's check fires first, naming the step, the learning rate and the fix; here the
@@ -218,7 +233,7 @@ def test_divergence_stops_with_the_project_message_and_keeps_the_last_good_check
     from reid.engine.runner import NonFiniteLossError
 
     out = tmp_path / "div"
-    args = _usl(data_root, out, "SOLVER.MAX_EPOCHS", "3", "SOLVER.STEPS", "[1]",
+    args = _usl(tiny, data_root, out, "SOLVER.MAX_EPOCHS", "3", "SOLVER.STEPS", "[1]",
                 "SOLVER.GAMMA", "1e999", "TEST.EVAL_PERIOD", "1")
     with pytest.raises(NonFiniteLossError) as err:
         cli.train_main(args)
@@ -232,8 +247,8 @@ def test_divergence_stops_with_the_project_message_and_keeps_the_last_good_check
     assert all(torch.isfinite(v).all() for v in best["model"].values()
                if v.dtype.is_floating_point)
     # the repro itself, through the tool: exit 2, the project's message, no traceback
-    proc = _run(["tools/train.py", *_usl(data_root, tmp_path / "inf", "SOLVER.BASE_LR", "1e999",
-                                         "SOLVER.MAX_EPOCHS", "1")])
+    proc = _run(["tools/train.py", *_usl(tiny, data_root, tmp_path / "inf",
+                                         "SOLVER.BASE_LR", "1e999", "SOLVER.MAX_EPOCHS", "1")])
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert "error: training diverged: non-finite" in proc.stderr
     assert "learning rate inf" in proc.stderr and "lower SOLVER.BASE_LR" in proc.stderr
@@ -303,12 +318,12 @@ def test_cluster_collapse_rule():
     assert cluster_collapse(np.array([0, 0, 1, 1, -1])) is None
 
 
-def test_collapsed_clustering_two_epochs_in_a_row_warns_and_marks_the_run(data_root, tmp_path,
+def test_collapsed_clustering_two_epochs_in_a_row_warns_and_marks_the_run(tiny, data_root, tmp_path,
                                                                          caplog):
     """No cluster at all (CLUSTER.MIN_SAMPLES larger than the set) for two epochs: a warning
     names the clustering keys to change, and the final summary says the result is suspect."""
     caplog.set_level(logging.INFO, logger="reid")
-    cli.train_main(_usl(data_root, tmp_path / "col", "SOLVER.MAX_EPOCHS", "2", "SOLVER.ITERS",
+    cli.train_main(_usl(tiny, data_root, tmp_path / "col", "SOLVER.MAX_EPOCHS", "2", "SOLVER.ITERS",
                         "1", "CLUSTER.MIN_SAMPLES", "1000", "TEST.EVAL_PERIOD", "2"))
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     collapse = [w for w in warnings if "collapsed for 2 epochs in a row" in w]
@@ -321,64 +336,48 @@ def test_collapsed_clustering_two_epochs_in_a_row_warns_and_marks_the_run(data_r
 
 
 # ---------------------------------------------------------------------------- 5. folder names
-def _touch(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"")
-
-
-def _market(base: Path) -> None:
+def _market(base: Path, touch, write_mars) -> None:
     for split, names in (("bounding_box_train", ["0002_c1s1_01.jpg", "0007_c3s1_01.jpg"]),
                          ("query", ["0003_c1s1_01.jpg"]),
                          ("bounding_box_test", ["0003_c2s1_01.jpg", "0000_c4s1_01.jpg"])):
         for name in names:
-            _touch(base / split / name)
+            touch(base / split / name)
 
 
-def _msmt17_v2(base: Path) -> None:
+def _msmt17_v2(base: Path, touch, write_mars) -> None:
     lists = {"list_train.txt": "0000/0000_000_01_0303morning_0015_0.jpg 0",
              "list_val.txt": "0001/0001_000_05_0303morning_0016_0.jpg 1",
              "list_query.txt": "0002/0002_000_15_0303noon_0001_0.jpg 2",
              "list_gallery.txt": "0002/0002_001_02_0303noon_0002_0.jpg 2"}
     for name, line in lists.items():
         folder = "mask_train_v2" if name in ("list_train.txt", "list_val.txt") else "mask_test_v2"
-        _touch(base / folder / line.split()[0])
+        touch(base / folder / line.split()[0])
         (base / name).write_text(line + "\n")
 
 
-def _veri(base: Path) -> None:
+def _veri(base: Path, touch, write_mars) -> None:
     for folder, name in (("image_train", "0001_c001_1_0.jpg"), ("image_query", "0002_c003_1_0.jpg"),
                          ("image_test", "0002_c020_1_0.jpg")):
-        _touch(base / folder / name)
+        touch(base / folder / name)
 
 
-def _vehicleid(base: Path) -> None:
+def _vehicleid(base: Path, touch, write_mars) -> None:
     for n in ("0000001", "0000002", "0000003"):
-        _touch(base / "image" / f"{n}.jpg")
+        touch(base / "image" / f"{n}.jpg")
     (base / "train_test_split").mkdir()
     (base / "train_test_split" / "train_list.txt").write_text("0000001 10\n")
     (base / "train_test_split" / "test_list_800.txt").write_text("0000002 7\n0000003 7\n")
 
 
-def _mars(base: Path) -> None:
-    train, test = ["0001C1T0001F001.jpg"], ["0002C1T0001F001.jpg", "0002C3T0002F001.jpg"]
-    for n in train:
-        _touch(base / "bbox_train" / n[:4] / n)
-    for n in test:
-        _touch(base / "bbox_test" / n[:4] / n)
-    (base / "info").mkdir()
-    (base / "info" / "train_name.txt").write_text("\n".join(train) + "\n")
-    (base / "info" / "test_name.txt").write_text("\n".join(test) + "\n")
-    scipy.io.savemat(base / "info" / "tracks_train_info.mat",
-                     {"track_train_info": np.array([[1, 1, 1, 1]])})
-    scipy.io.savemat(base / "info" / "tracks_test_info.mat",
-                     {"track_test_info": np.array([[1, 1, 2, 1], [2, 2, 2, 3]])})
-    scipy.io.savemat(base / "info" / "query_IDX.mat", {"query_IDX": np.array([1])})
+def _mars(base: Path, touch, write_mars) -> None:
+    write_mars(base, ["0001C1T0001F001.jpg"], ["0002C1T0001F001.jpg", "0002C3T0002F001.jpg"],
+               [[1, 1, 1, 1]], [[1, 1, 2, 1], [2, 2, 2, 3]], [1])
 
 
-def _cuhk01(base: Path) -> None:
+def _cuhk01(base: Path, touch, write_mars) -> None:
     for pid in range(1, 5):
         for k in range(1, 5):
-            _touch(base / f"{pid:04d}{k:03d}.png")
+            touch(base / f"{pid:04d}{k:03d}.png")
 
 
 @pytest.mark.parametrize("name,release,make", [
@@ -390,7 +389,7 @@ def _cuhk01(base: Path) -> None:
     ("mars", "MARS", _mars),
     ("cuhk01", "CUHK01/campus", _cuhk01),
 ])
-def test_official_release_folders_are_found(tmp_path, name, release, make):
+def test_official_release_folders_are_found(tmp_path, name, release, make, touch, write_mars):
     """Repro: ROOT/Market-1501-v15.09.15 (the folder the archive unpacks to) was not found.
     Each benchmark's release folder is read directly under the data root, giving the same
     samples as its usual folder; datasets/README.md lists it."""
@@ -398,7 +397,7 @@ def test_official_release_folders_are_found(tmp_path, name, release, make):
     from reid.data.datasets.common import RELEASE_FOLDERS
 
     (tmp_path / "official" / release).mkdir(parents=True)
-    make(tmp_path / "official" / release)
+    make(tmp_path / "official" / release, touch, write_mars)
     ds = build_dataset(name, str(tmp_path / "official"))
     assert Path(ds.root) == tmp_path / "official" / release
     assert ds.train and ds.query and ds.gallery
@@ -424,7 +423,7 @@ def test_user_error_exits_2_without_traceback(tmp_path, capsys, monkeypatch):
     assert "Traceback" in capsys.readouterr().err
 
 
-def test_config_errors_are_user_errors(tmp_path, capsys):
+def test_config_errors_are_user_errors(tiny, tmp_path, capsys):
     """_BASE_ chain errors name the referencing file; DATASETS.ROOT pointing at a file, an
     unknown key and a bad device are one-line errors with exit 2."""
     child = tmp_path / "child.yaml"
@@ -433,7 +432,7 @@ def test_config_errors_are_user_errors(tmp_path, capsys):
     assert f"(the _BASE_ of {child})" in capsys.readouterr().err
     root_file = tmp_path / "root.txt"
     root_file.write_text("")
-    assert cli.main_train(_usl(str(root_file), tmp_path / "o")) == 2
+    assert cli.main_train(_usl(tiny, str(root_file), tmp_path / "o")) == 2
     assert f"error: the data root (DATASETS.ROOT) {root_file} is a file, not a folder" in \
         capsys.readouterr().err
     assert cli.main_train(["SOLVER.BASE_LRR", "1", "OUTPUT_DIR", str(tmp_path / "u")]) == 2
@@ -443,11 +442,11 @@ def test_config_errors_are_user_errors(tmp_path, capsys):
 
 
 # ---------------------------------------------------------------------------- 6b. Ctrl-C
-def test_ctrl_c_prints_the_last_checkpoint_and_the_resume_command(data_root, tmp_path):
+def test_ctrl_c_prints_the_last_checkpoint_and_the_resume_command(tiny, data_root, tmp_path):
     """SIGINT during training: exit 130 and a message naming last.pth and the exact command
     that resumes the run (the same words plus --resume)."""
     out = tmp_path / "int"
-    argv = ["--config-file", USL, *TINY, "DATASETS.ROOT", data_root, "OUTPUT_DIR", str(out),
+    argv = ["--config-file", USL, *tiny, "DATASETS.ROOT", data_root, "OUTPUT_DIR", str(out),
             "SOLVER.MAX_EPOCHS", "200", "TEST.EVAL_PERIOD", "100"]
     proc = subprocess.Popen([sys.executable, "tools/train.py", *argv], cwd=REPO, env=_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -489,9 +488,9 @@ def test_ctrl_c_during_a_checkpoint_write_is_held_until_the_file_is_complete(tmp
 
 
 # ---------------------------------------------------------------------------- 8. priors, threads
-def test_camera_group_prior_naming_absent_cameras_is_an_error(data_root, tmp_path, capsys):
+def test_camera_group_prior_naming_absent_cameras_is_an_error(tiny, data_root, tmp_path, capsys):
     """Repro: groups naming cameras the set does not have silently became no prior."""
-    rc = cli.main_train(_usl(data_root, tmp_path / "g", "CLUSTER.CAMERA_GROUPS",
+    rc = cli.main_train(_usl(tiny, data_root, tmp_path / "g", "CLUSTER.CAMERA_GROUPS",
                              "[[0, 1], [7, 8]]"))
     err = capsys.readouterr().err
     assert rc == 2
@@ -499,13 +498,13 @@ def test_camera_group_prior_naming_absent_cameras_is_an_error(data_root, tmp_pat
             "no clustered set (synthetic_person_a has cameras [0, 1])") in err
 
 
-def test_thread_count_key_is_applied_and_logged_and_console_is_quiet(data_root, tmp_path,
+def test_thread_count_key_is_applied_and_logged_and_console_is_quiet(tiny, data_root, tmp_path,
                                                                     capsys):
     """NUM_THREADS is applied to torch and logged; the console lists only the keys that differ
     from the defaults (the full config is in config.yaml); a test run with MODEL.WEIGHTS does
     not claim a random initialisation."""
     torch.set_num_threads(2)
-    assert cli.main_train(_usl(data_root, tmp_path / "th", "SOLVER.MAX_EPOCHS", "1",
+    assert cli.main_train(_usl(tiny, data_root, tmp_path / "th", "SOLVER.MAX_EPOCHS", "1",
                                "NUM_THREADS", "1")) == 0
     assert torch.get_num_threads() == 1
     import faiss
@@ -518,7 +517,7 @@ def test_thread_count_key_is_applied_and_logged_and_console_is_quiet(data_root, 
     assert "RERANK_K1" not in out  # a default value, only in config.yaml
     assert "RERANK_K1: 20" in (tmp_path / "th" / "config.yaml").read_text()
     assert "new run; initial weights: random" in out
-    assert cli.main_test(_usl(data_root, tmp_path / "te", "MODEL.WEIGHTS",
+    assert cli.main_test(_usl(tiny, data_root, tmp_path / "te", "MODEL.WEIGHTS",
                               str(tmp_path / "th" / "best.pth"))) == 0
     out = capsys.readouterr().out
     assert "random initialisation" not in out

@@ -97,16 +97,9 @@ def test_reliability_hand_computed():
     assert independence_threshold(np.full(4, -1), np.zeros(4)) is None
 
 
-def _blobs(rng, ids, per, d, noise):
-    centres = rng.normal(size=(ids, d))
-    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
-    truth = np.repeat(np.arange(ids), per)
-    return (centres[truth] + noise * rng.normal(size=(ids * per, d))).astype(np.float32), truth
-
-
-def test_self_paced_labeler_recovers_identities_and_state():
+def test_self_paced_labeler_recovers_identities_and_state(blobs):
     rng = np.random.default_rng(1)
-    x, truth = _blobs(rng, 25, 12, 32, 0.08)
+    x, truth = blobs(rng, 25, 12, 32, 0.08)
     plain = SelfPacedLabeler(self_paced=False)
     lab, st = plain(torch.from_numpy(x))
     assert lab.dtype == np.int64 and adjusted_rand_score(truth, lab) > 0.95
@@ -121,7 +114,7 @@ def test_self_paced_labeler_recovers_identities_and_state():
     thr = labeler.state_dict()["indep_threshold"]
     assert thr is not None and thr == st["threshold"]
     # a noisier epoch keeps the first epoch's threshold; a restored labeler gives the same labels
-    x2, _ = _blobs(np.random.default_rng(2), 25, 12, 32, 0.15)
+    x2, _ = blobs(np.random.default_rng(2), 25, 12, 32, 0.15)
     restored = SelfPacedLabeler()
     restored.load_state_dict(labeler.state_dict())
     lab2, st2 = labeler(x2)
@@ -129,10 +122,10 @@ def test_self_paced_labeler_recovers_identities_and_state():
     np.testing.assert_array_equal(restored(x2)[0], lab2)
 
 
-def test_labeler_edge_cases():
+def test_labeler_edge_cases(blobs):
     rng = np.random.default_rng(3)
     # no cluster at all: threshold stays unset until a call finds clusters
-    x, _ = _blobs(rng, 5, 6, 16, 0.05)
+    x, _ = blobs(rng, 5, 6, 16, 0.05)
     labeler = SelfPacedLabeler(min_samples=31)
     lab, st = labeler(x)
     assert (lab == -1).all() and st["num_clusters"] == 0 and st["num_outliers"] == 30
@@ -163,9 +156,9 @@ def test_labeler_edge_cases():
         SelfPacedLabeler(eps=0.99)
 
 
-def test_kmeans_and_builder():
+def test_kmeans_and_builder(blobs):
     rng = np.random.default_rng(4)
-    x, truth = _blobs(rng, 6, 40, 16, 0.05)
+    x, truth = blobs(rng, 6, 40, 16, 0.05)
     lab = kmeans_labels(x, 6, niter=20, seed=0)
     assert lab.dtype == np.int64 and adjusted_rand_score(truth, lab) > 0.75
     with pytest.raises(ValueError, match="k"):

@@ -152,16 +152,15 @@ def test_errors() -> None:
         CrossCameraIdentitySampler([], [], K)
 
 
-def test_spcl_runner_regroups_by_clusters_with_outliers_as_singletons(tmp_path) -> None:
+def test_spcl_runner_regroups_by_clusters_with_outliers_as_singletons(tiny, tiny_root,
+                                                                      tmp_path) -> None:
     """``DATALOADER.SAMPLER cross_camera``: after a clustering the target sampler's identities
     are the clusters plus one per un-clustered image, and batches mix both."""
-    from test_engine import TINY
-
     from reid.config import load_cfg
     from reid.engine.build import build_runner
 
     cfg = load_cfg("configs/demo/usl_synthetic.yaml", [
-        *TINY, "DATASETS.ROOT", str(tmp_path / "data"), "OUTPUT_DIR", str(tmp_path / "out"),
+        *tiny, "DATASETS.ROOT", tiny_root, "OUTPUT_DIR", str(tmp_path / "out"),
         "DATALOADER.SAMPLER", "cross_camera"])
     runner = build_runner(cfg, device=torch.device("cpu"))
     runner.before_train()
@@ -179,26 +178,22 @@ def test_spcl_runner_regroups_by_clusters_with_outliers_as_singletons(tmp_path) 
     assert (labels[idx] >= 0).any() and (labels[idx] < 0).any()
 
 
-def test_unknown_sampler_is_an_error(tmp_path) -> None:
-    from test_engine import TINY
-
+def test_unknown_sampler_is_an_error(tiny, tiny_root, tmp_path) -> None:
     from reid.engine import cli
 
     with pytest.raises(ValueError, match="DATALOADER.SAMPLER must be one of"):
-        cli.train_main(["--config-file", "configs/demo/usl_synthetic.yaml", *TINY,
-                        "DATASETS.ROOT", str(tmp_path / "data"), "OUTPUT_DIR",
+        cli.train_main(["--config-file", "configs/demo/usl_synthetic.yaml", *tiny,
+                        "DATASETS.ROOT", tiny_root, "OUTPUT_DIR",
                         str(tmp_path / "out"), "DATALOADER.SAMPLER", "pk_cams"])
 
 
-def test_source_batches_use_true_ids(tmp_path) -> None:
+def test_source_batches_use_true_ids(tiny, tiny_root, tmp_path) -> None:
     """UDA: the source loader draws the released sampler over the true ids."""
-    from test_engine import TINY
-
     from reid.config import load_cfg
     from reid.engine.build import build_runner
 
     cfg = load_cfg("configs/demo/uda_synthetic.yaml", [
-        *TINY, "DATASETS.ROOT", str(tmp_path / "data"), "OUTPUT_DIR", str(tmp_path / "out")])
+        *tiny, "DATASETS.ROOT", tiny_root, "OUTPUT_DIR", str(tmp_path / "out")])
     runner = build_runner(cfg, device=torch.device("cpu"))
     sampler = runner.batches.loaders[0].sampler
     assert isinstance(sampler, CrossCameraIdentitySampler)

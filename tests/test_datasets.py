@@ -232,24 +232,14 @@ def test_combine_disjoint(tmp_path):
         combine_datasets([])
 
 
-def test_mars_savemat(tmp_path):
+def test_mars_savemat(tmp_path, write_mars):
     base = tmp_path / "mars"
     train_names = [f"0001C1T0001F{i:03d}.jpg" for i in range(1, 4)] + \
         [f"0003C2T0001F{i:03d}.jpg" for i in range(1, 3)]
     test_names = ["0002C1T0001F001.jpg", "0002C1T0001F002.jpg", "0002C3T0002F001.jpg",
                   "0000C2T0001F001.jpg", "00-1C4T0001F001.jpg"]
-    for n in train_names:
-        touch(base / "bbox_train" / n[:4] / n)
-    for n in test_names:
-        touch(base / "bbox_test" / n[:4] / n)
-    (base / "info").mkdir()
-    (base / "info" / "train_name.txt").write_text("\n".join(train_names) + "\n")
-    (base / "info" / "test_name.txt").write_text("\n".join(test_names) + "\n")
-    scipy.io.savemat(base / "info" / "tracks_train_info.mat",
-                     {"track_train_info": np.array([[1, 3, 1, 1], [4, 5, 3, 2]])})
-    scipy.io.savemat(base / "info" / "tracks_test_info.mat", {"track_test_info": np.array(
-        [[1, 2, 2, 1], [3, 3, 2, 3], [4, 4, 0, 2], [5, 5, -1, 4]])})
-    scipy.io.savemat(base / "info" / "query_IDX.mat", {"query_IDX": np.array([1])})
+    write_mars(base, train_names, test_names, [[1, 3, 1, 1], [4, 5, 3, 2]],
+               [[1, 2, 2, 1], [3, 3, 2, 3], [4, 4, 0, 2], [5, 5, -1, 4]], [1])
     ds = build_dataset("mars", str(tmp_path))
     assert ds.is_video and [(len(t[0]), t[1], t[2]) for t in ds.train] == [(3, 0, 0), (2, 1, 1)]
     assert [(len(t[0]), t[1], t[2]) for t in ds.query] == [(2, 2, 0)]

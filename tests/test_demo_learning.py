@@ -20,11 +20,6 @@ from reid.engine import cli
 SHORT = ["SOLVER.MAX_EPOCHS", "10", "SOLVER.STEPS", "[8]", "TEST.EVAL_PERIOD", "10"]
 
 
-@pytest.fixture(scope="module")
-def demo_root(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("demo_data"))
-
-
 def _run(config: str, root: str, out, short: list[str] = SHORT) -> list[dict]:
     cli.train_main(["--config-file", config, "DATASETS.ROOT", root, "OUTPUT_DIR", str(out),
                     *short])

@@ -37,22 +37,19 @@ def test_ema_update_arithmetic_hand_computed():
         ModelEMA(model, 1.0)
 
 
-def _args(root, out, *extra):
-    from test_engine import TINY
-
-    return ["--config-file", "configs/demo/usl_synthetic.yaml", *TINY, "DATASETS.ROOT", root,
+def _args(tiny, root, out, *extra):
+    return ["--config-file", "configs/demo/usl_synthetic.yaml", *tiny, "DATASETS.ROOT", root,
             "OUTPUT_DIR", str(out), "TEST.EVAL_PERIOD", "1", "MODEL.EMA_MOMENTUM", "0.5",
             "CLUSTER.FEATURES", "extract", *extra]
 
 
-def test_mean_teacher_extracts_is_evaluated_and_resumes_exactly(tmp_path):
-    from test_engine import train_full_and_resumed
-
+def test_mean_teacher_extracts_is_evaluated_and_resumes_exactly(tiny, tiny_root, tmp_path,
+                                                                train_full_and_resumed):
     from reid.config import load_cfg
     from reid.engine.build import build_runner
 
-    root = str(tmp_path / "data")
-    args = _args(root, tmp_path / "probe")
+    root = tiny_root
+    args = _args(tiny, root, tmp_path / "probe")
     runner = build_runner(load_cfg(args[1], args[2:]), device=torch.device("cpu"))
     assert runner.ema is not None and runner.eval_model is runner.ema.module
     runner.before_train()
@@ -70,7 +67,8 @@ def test_mean_teacher_extracts_is_evaluated_and_resumes_exactly(tmp_path):
         runner.model.load_state_dict(student)
         assert torch.equal(runner.extract(0), by_teacher)
 
-    full, split = train_full_and_resumed(lambda out, *extra: _args(root, out, *extra), tmp_path)
+    full, split = train_full_and_resumed(lambda out, *extra: _args(tiny, root, out, *extra),
+                                         tmp_path)
     for key, value in full["ema"].items():
         assert torch.equal(value, split["ema"][key]), key
     # reading last.pth (tools/test.py, MODEL.WEIGHTS) gives the evaluated teacher, not the student
@@ -89,12 +87,12 @@ def test_mean_teacher_extracts_is_evaluated_and_resumes_exactly(tmp_path):
         assert all(torch.equal(best["model"][k], full["ema"][k]) for k in last_read)
 
 
-def test_resume_without_mean_teacher_state_fails_clearly(tmp_path):
+def test_resume_without_mean_teacher_state_fails_clearly(tiny, tiny_root, tmp_path):
     from reid.engine import cli
 
-    root = str(tmp_path / "data")
-    plain = [a if a != "0.5" else "0.0" for a in _args(root, tmp_path / "run")]
+    root = tiny_root
+    plain = [a if a != "0.5" else "0.0" for a in _args(tiny, root, tmp_path / "run")]
     cli.train_main([*plain, "SOLVER.MAX_EPOCHS", "1"])
     with pytest.raises(ValueError, match="no mean-teacher state"):
-        cli.train_main(["--resume", *_args(root, tmp_path / "run"), "SOLVER.MAX_EPOCHS", "2"])
+        cli.train_main(["--resume", *_args(tiny, root, tmp_path / "run"), "SOLVER.MAX_EPOCHS", "2"])
 

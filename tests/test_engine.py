@@ -4,54 +4,22 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from reid.data.datasets.base import DatasetLayoutError
 from reid.engine import cli
 from reid.utils.checkpoint import load_checkpoint
 
-TINY = [
-    "MODEL.ARCH", "resnet18", "INPUT.SIZE_TRAIN", "[32, 16]", "INPUT.SIZE_TEST", "[32, 16]",
-    "INPUT.PADDING", "2", "DATASETS.SYNTHETIC.IDS", "12", "DATASETS.SYNTHETIC.CAMS", "2",
-    "DATASETS.SYNTHETIC.SIZE", "[64, 32]", "DATALOADER.NUM_WORKERS", "0",
-    "DATALOADER.NUM_INSTANCES", "2", "SOLVER.IMS_PER_BATCH", "8", "SOLVER.ITERS", "2",
-    "SOLVER.WARMUP_EPOCHS", "0", "SOLVER.AMP", "False", "TEST.IMS_PER_BATCH", "64",
-    "CLUSTER.K1", "6", "CLUSTER.K2", "2", "CLUSTER.MIN_SAMPLES", "2", "DEVICE", "cpu",
-]
 
-
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("data"))
-
-
-def _args(root, out, *extra):
-    return ["--config-file", "configs/demo/uda_synthetic.yaml", *TINY,
+def _args(tiny, root, out, *extra):
+    return ["--config-file", "configs/demo/uda_synthetic.yaml", *tiny,
             "DATASETS.ROOT", root, "OUTPUT_DIR", str(out), *extra]
 
 
-def train_full_and_resumed(make_args, tmp_path) -> tuple[dict, dict]:
-    """Train 2 epochs in one run ("full") and 1 + 1 epochs with --resume ("split"); asserts
-    that both end with the same model and memory and returns both last checkpoints.
-    ``make_args(out, *extra)`` gives the command line of a run into ``out``."""
-    cli.train_main(make_args(tmp_path / "full", "SOLVER.MAX_EPOCHS", "2"))
-    cli.train_main(make_args(tmp_path / "split", "SOLVER.MAX_EPOCHS", "1"))
-    assert load_checkpoint(tmp_path / "split" / "last.pth")["epoch"] == 1
-    cli.train_main(["--resume", *make_args(tmp_path / "split", "SOLVER.MAX_EPOCHS", "2")])
-    full = load_checkpoint(tmp_path / "full" / "last.pth")
-    split = load_checkpoint(tmp_path / "split" / "last.pth")
-    assert full["epoch"] == split["epoch"] == 2
-    for key, value in full["model"].items():
-        assert torch.equal(value, split["model"][key]), key
-    for key, value in full["method"]["memory"].items():
-        assert torch.equal(value, split["method"]["memory"][key]), key
-    return full, split
-
-
-def test_uda_resume_equals_uninterrupted_run(data_root, tmp_path):
+def test_uda_resume_equals_uninterrupted_run(tiny, tiny_root, tmp_path, train_full_and_resumed):
     """Stopping after epoch 1 and resuming gives the same model and memory as one run."""
     full, split = train_full_and_resumed(
-        lambda out, *extra: _args(data_root, out, *extra, "TEST.EVAL_PERIOD", "2"), tmp_path)
+        lambda out, *extra: _args(tiny, tiny_root, out, *extra, "TEST.EVAL_PERIOD", "2"),
+        tmp_path)
     assert full["method"]["labelers"] == split["method"]["labelers"]
     def metrics(run):
         return [json.loads(x) for x in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
@@ -68,26 +36,26 @@ def test_uda_resume_equals_uninterrupted_run(data_root, tmp_path):
     assert labels["split"] == labels["full"]
 
 
-def _train_supervised(root, out, test_set: str, *extra: str) -> None:
+def _train_supervised(tiny, root, out, test_set: str, *extra: str) -> None:
     """Supervised training on synthetic_person_a, evaluated on ``test_set``."""
     cli.train_main([
-        "--config-file", "configs/demo/usl_synthetic.yaml", *TINY, "DATASETS.ROOT", root,
+        "--config-file", "configs/demo/usl_synthetic.yaml", *tiny, "DATASETS.ROOT", root,
         "OUTPUT_DIR", str(out), "SOLVER.METHOD", "supervised",
         "DATASETS.SOURCE", "['synthetic_person_a']", "DATASETS.TARGET", "[]",
         "DATASETS.TEST", f"['{test_set}']", *extra,
     ])
 
 
-def test_supervised_training_improves_map_and_test_tool_reads_checkpoint(data_root, tmp_path):
+def test_supervised_training_improves_map_and_test_tool_reads_checkpoint(tiny, tiny_root, tmp_path):
     out = tmp_path / "sup"
-    _train_supervised(data_root, out, "synthetic_person_a", "SOLVER.MAX_EPOCHS", "6",
+    _train_supervised(tiny, tiny_root, out, "synthetic_person_a", "SOLVER.MAX_EPOCHS", "6",
                       "SOLVER.ITERS", "8", "SOLVER.BASE_LR", "0.001", "TEST.EVAL_PERIOD", "6",
                       "SOLVER.STEPS", "[100]")
     lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     before, after = lines[0]["mAP"], lines[-1]["mAP"]
     assert after > before + 0.05, (before, after)
     res = cli.test_main([
-        "--config-file", "configs/demo/usl_synthetic.yaml", *TINY, "DATASETS.ROOT", data_root,
+        "--config-file", "configs/demo/usl_synthetic.yaml", *tiny, "DATASETS.ROOT", tiny_root,
         "OUTPUT_DIR", str(tmp_path / "test"), "DATASETS.TARGET", "['synthetic_person_a']",
         "MODEL.WEIGHTS", str(out / "last.pth"),
     ])
@@ -98,9 +66,9 @@ def test_supervised_training_improves_map_and_test_tool_reads_checkpoint(data_ro
     assert res["mAP"] == saved["mAP"]
 
 
-def test_missing_dataset_fails_before_training(tmp_path):
+def test_missing_dataset_fails_before_training(tiny, tmp_path):
     with pytest.raises(DatasetLayoutError, match="market1501"):
-        cli.train_main(["--config-file", "configs/demo/usl_synthetic.yaml", *TINY,
+        cli.train_main(["--config-file", "configs/demo/usl_synthetic.yaml", *tiny,
                     "DATASETS.ROOT", str(tmp_path / "empty"), "DATASETS.TARGET", "['market1501']",
                     "OUTPUT_DIR", str(tmp_path / "out")])
     assert not (tmp_path / "out" / "last.pth").exists()
@@ -111,12 +79,12 @@ def test_unknown_method_is_a_clear_error(tmp_path):
         cli.train_main(["SOLVER.METHOD", "mmt", "OUTPUT_DIR", str(tmp_path)])
 
 
-def test_video_usl_runs_through_trainer_and_test_tool(data_root, tmp_path):
+def test_video_usl_runs_through_trainer_and_test_tool(tiny, tiny_root, tmp_path):
     """Tracklets flow through the same SpCL pipeline (clip transforms, clip sampling, memory,
     clustering, evaluation with all frames in clips averaged) and tools/test.py reproduces the
     last evaluation from the checkpoint."""
-    video = ["--config-file", "configs/video/usl_synthetic_video.yaml", *TINY,
-             "DATASETS.ROOT", data_root, "MODEL.ARCH", "video_resnet2d_avg_tiny",
+    video = ["--config-file", "configs/video/usl_synthetic_video.yaml", *tiny,
+             "DATASETS.ROOT", tiny_root, "MODEL.ARCH", "video_resnet2d_avg_tiny",
              "INPUT.SEQ_LEN", "2", "TEST.IMS_PER_BATCH", "8"]
     out = tmp_path / "video"
     cli.train_main([*video, "OUTPUT_DIR", str(out), "SOLVER.MAX_EPOCHS", "1",
@@ -136,14 +104,14 @@ def test_video_usl_runs_through_trainer_and_test_tool(data_root, tmp_path):
     assert res["mAP"] == pytest.approx(lines[-1]["mAP"], abs=1e-6)
 
 
-def test_training_starts_from_model_weights(data_root, tmp_path):
+def test_training_starts_from_model_weights(tiny, tiny_root, tmp_path):
     """MODEL.WEIGHTS initialises SpCL (two-stage UDA): the SpCL run's initial evaluation equals
     the supervised model's last evaluation on the same test set, DSBN branches filled from the
     plain BNs of the checkpoint."""
     sup = tmp_path / "sup"
-    _train_supervised(data_root, sup, "synthetic_person_b", "SOLVER.MAX_EPOCHS", "1")
+    _train_supervised(tiny, tiny_root, sup, "synthetic_person_b", "SOLVER.MAX_EPOCHS", "1")
     uda = tmp_path / "uda"
-    cli.train_main([*_args(data_root, uda, "SOLVER.MAX_EPOCHS", "1"),
+    cli.train_main([*_args(tiny, tiny_root, uda, "SOLVER.MAX_EPOCHS", "1"),
                     "MODEL.WEIGHTS", str(sup / "last.pth")])
 
     def first_and_last(run):
@@ -154,11 +122,11 @@ def test_training_starts_from_model_weights(data_root, tmp_path):
     assert trained != first_and_last("sup")[0]["mAP"]  # the supervised model did change
     assert first_and_last("uda")[0]["mAP"] == pytest.approx(trained, abs=1e-9)
     with pytest.raises(FileNotFoundError):
-        cli.train_main([*_args(data_root, tmp_path / "x", "SOLVER.MAX_EPOCHS", "1"),
+        cli.train_main([*_args(tiny, tiny_root, tmp_path / "x", "SOLVER.MAX_EPOCHS", "1"),
                         "MODEL.WEIGHTS", str(tmp_path / "missing.pth")])
 
 
-def test_nan_loss_stops_with_clear_error_and_keeps_last_checkpoint(data_root, tmp_path,
+def test_nan_loss_stops_with_clear_error_and_keeps_last_checkpoint(tiny, tiny_root, tmp_path,
                                                                    monkeypatch):
     """A non-finite loss in epoch 2 raises NonFiniteLossError naming the kept checkpoint, and
     last.pth still holds the end of epoch 1, byte for byte."""
@@ -177,10 +145,10 @@ def test_nan_loss_stops_with_clear_error_and_keeps_last_checkpoint(data_root, tm
         return losses
 
     monkeypatch.setattr(SpCLRunner, "train_step", step)
-    cli.train_main(_args(data_root, out, "SOLVER.MAX_EPOCHS", "1", "TEST.EVAL_PERIOD", "5"))
+    cli.train_main(_args(tiny, tiny_root, out, "SOLVER.MAX_EPOCHS", "1", "TEST.EVAL_PERIOD", "5"))
     saved = (out / "last.pth").read_bytes()
     with pytest.raises(NonFiniteLossError, match=r"epoch 1 iteration 0.*last\.pth is kept"):
-        cli.train_main(["--resume", *_args(data_root, out, "SOLVER.MAX_EPOCHS", "2",
+        cli.train_main(["--resume", *_args(tiny, tiny_root, out, "SOLVER.MAX_EPOCHS", "2",
                                            "TEST.EVAL_PERIOD", "5")])
     assert (out / "last.pth").read_bytes() == saved
     assert load_checkpoint(out / "last.pth")["epoch"] == 1

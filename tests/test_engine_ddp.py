@@ -11,7 +11,6 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from test_engine import TINY
 
 from reid.utils.checkpoint import load_checkpoint
 from reid.utils.distributed import check_same_across_ranks
@@ -21,14 +20,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
-def test_torchrun_uda_training_keeps_ranks_identical(tmp_path: Path) -> None:
+def test_torchrun_uda_training_keeps_ranks_identical(tiny, tiny_root, tmp_path: Path) -> None:
     """Two ranks train UDA SpCL; every checkpoint verifies that weights and memory are identical
     on both ranks (it raises otherwise), and rank 0 alone writes the outputs."""
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
            "--nproc_per_node", "2", str(REPO / "tools" / "train.py"),
-           "--config-file", str(REPO / "configs" / "demo" / "uda_synthetic.yaml"), *TINY,
-           "DATASETS.ROOT", str(tmp_path / "data"), "OUTPUT_DIR", str(out),
+           "--config-file", str(REPO / "configs" / "demo" / "uda_synthetic.yaml"), *tiny,
+           "DATASETS.ROOT", tiny_root, "OUTPUT_DIR", str(out),
            "SOLVER.MAX_EPOCHS", "2", "TEST.EVAL_PERIOD", "2"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
