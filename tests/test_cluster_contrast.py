@@ -149,13 +149,21 @@ def _runner(tiny, root, out, *extra):
     return build_runner(load_cfg(args[1], args[2:]), device=torch.device("cpu"))
 
 
-@pytest.mark.parametrize("mode", ["mean", "hard"])
+@pytest.mark.parametrize("mode, sampler", [("mean", "pk"), ("hard", "pk"),
+                                           ("mean", "cross_camera")])
 def test_label_step_rebuilds_the_memory_and_batches_skip_unclustered_images(tiny, tiny_root,
-                                                                             tmp_path, mode):
+                                                                             tmp_path, mode,
+                                                                             sampler):
+    """Both samplers group exactly the epoch's clusters and never draw an un-clustered image:
+    ``pk`` (P clusters x K images) and ``cross_camera`` (the released sampler over the clustered
+    images, Cluster Contrast's)."""
     from reid.engine.cluster_contrast import ClusterContrastRunner
 
-    runner = _runner(tiny, tiny_root, tmp_path / "out", "MEMORY.CC_UPDATE", mode)
+    runner = _runner(tiny, tiny_root, tmp_path / "out", "MEMORY.CC_UPDATE", mode,
+                     "DATALOADER.SAMPLER", sampler)
     assert isinstance(runner, ClusterContrastRunner)
+    assert type(runner.batches.loaders[0].sampler).__name__ == {
+        "pk": "RandomIdentitySampler", "cross_camera": "CrossCameraIdentitySampler"}[sampler]
     assert runner.cluster_memory.mode == mode and runner.cluster_memory.momentum == 0.1
     runner.before_train()
     for epoch in range(2):
