@@ -2,8 +2,6 @@
 exactly from the saved results (hand-written logs, no training)."""
 from __future__ import annotations
 
-import importlib.util
-import json
 from pathlib import Path
 
 import pytest
@@ -15,19 +13,9 @@ SCRIPT = ROOT / "benchmarks" / "method_table.py"
 
 
 @pytest.fixture(scope="module")
-def table():
-    spec = importlib.util.spec_from_file_location("method_table", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def table(load_script):
+    return load_script(SCRIPT)
 
-
-def _write(logs: Path, name: str, metrics: list[dict], labels: list[dict], seconds: float):
-    out = logs / name
-    out.mkdir(parents=True)
-    (out / "metrics.jsonl").write_text("".join(json.dumps(m) + "\n" for m in metrics))
-    (out / "labels.jsonl").write_text("".join(json.dumps(m) + "\n" for m in labels))
-    (out / "wall_time.json").write_text(json.dumps({"seconds": seconds}))
 
 
 def _line(epoch: int, **maps: float) -> dict:
@@ -68,11 +56,11 @@ def test_cells_of_a_column_share_backbone_input_and_budget(table):
     assert sum(name in table.RUNS for name in table.CELLS.values()) == 8
 
 
-def test_cells_show_results_missing_runs_and_reasons(table, tmp_path):
-    _write(tmp_path, "usl_cuhk03", [_line(-1, cuhk03_detected=0.005),
+def test_cells_show_results_missing_runs_and_reasons(write_run, table, tmp_path):
+    write_run(tmp_path, "usl_cuhk03", [_line(-1, cuhk03_detected=0.005),
                                     _line(19, cuhk03_detected=0.12)],
            [{"epoch": 19, "num_clusters": 300, "num_outliers": 20, "nmi": 0.8, "ari": 0.4}], 3000)
-    _write(tmp_path, "supervised_cuhk03",
+    write_run(tmp_path, "supervised_cuhk03",
            [_line(-1, cuhk03_detected=0.005, cuhk01=0.026),
             _line(13, cuhk03_detected=0.20, cuhk01=0.24)], [], 1200)
     found = table.collect(tmp_path)

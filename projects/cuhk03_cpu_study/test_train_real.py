@@ -1,7 +1,6 @@
 """The study's report (``train_real.py`` beside this file) on hand-written logs (no training)."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -11,19 +10,9 @@ SCRIPT = Path(__file__).resolve().parent / "train_real.py"
 
 
 @pytest.fixture(scope="module")
-def train_real():
-    spec = importlib.util.spec_from_file_location("train_real", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def train_real(load_script):
+    return load_script(SCRIPT)
 
-
-def _write(logs: Path, name: str, metrics: list[dict], labels: list[dict], seconds: float):
-    out = logs / name
-    out.mkdir(parents=True)
-    (out / "metrics.jsonl").write_text("".join(json.dumps(m) + "\n" for m in metrics))
-    (out / "labels.jsonl").write_text("".join(json.dumps(m) + "\n" for m in labels))
-    (out / "wall_time.json").write_text(json.dumps({"seconds": seconds}))
 
 
 def _line(epoch: int, **maps: float) -> dict:
@@ -37,17 +26,17 @@ def _line(epoch: int, **maps: float) -> dict:
     return line
 
 
-def test_report_rows_and_acceptance_ratios(train_real, tmp_path):
-    _write(tmp_path, "supervised_cuhk03",
+def test_report_rows_and_acceptance_ratios(write_run, train_real, tmp_path):
+    write_run(tmp_path, "supervised_cuhk03",
            [_line(-1, cuhk03_detected=0.005, cuhk01=0.026),
             _line(13, cuhk03_detected=0.20, cuhk01=0.22)], [], 1500)
-    _write(tmp_path, "supervised_cuhk01", [_line(-1, cuhk01=0.026), _line(13, cuhk01=0.42)],
+    write_run(tmp_path, "supervised_cuhk01", [_line(-1, cuhk01=0.026), _line(13, cuhk01=0.42)],
            [], 900)
-    _write(tmp_path, "usl_cuhk03", [_line(-1, cuhk03_detected=0.005),
+    write_run(tmp_path, "usl_cuhk03", [_line(-1, cuhk03_detected=0.005),
                                     _line(19, cuhk03_detected=0.12)],
            [{"epoch": 0, "num_clusters": 100, "num_outliers": 50, "nmi": 0.5, "ari": 0.1},
             {"epoch": 19, "num_clusters": 300, "num_outliers": 20, "nmi": 0.8, "ari": 0.4}], 3600)
-    _write(tmp_path, "uda_cuhk03_cuhk01_cap", [_line(-1, cuhk01=0.03), _line(19, cuhk01=0.33)],
+    write_run(tmp_path, "uda_cuhk03_cuhk01_cap", [_line(-1, cuhk01=0.03), _line(19, cuhk01=0.33)],
            [{"epoch": 19, "num_clusters": 250, "num_outliers": 10, "nmi": 0.9, "ari": 0.5}], 3000)
     found = train_real.collect(tmp_path)
     assert set(found) == {"supervised_cuhk03", "supervised_cuhk01", "usl_cuhk03",
@@ -73,8 +62,9 @@ def test_unfinished_runs_are_left_out(train_real, tmp_path):
     assert "needs the USL / UDA runs" in train_real.report({})
 
 
-def test_camera_bn_table_pairs_each_checkpoint_with_the_flipped_setting(train_real, tmp_path):
-    _write(tmp_path, "supervised_cuhk03",
+def test_camera_bn_table_pairs_each_checkpoint_with_the_flipped_setting(write_run, train_real,
+                                                                      tmp_path):
+    write_run(tmp_path, "supervised_cuhk03",
            [_line(-1, cuhk03_detected=0.005, cuhk01=0.026),
             _line(13, cuhk03_detected=0.20, cuhk01=0.22)], [], 1500)
     flipped = tmp_path / "supervised_cuhk03" / "camera_bn_on"
@@ -83,7 +73,7 @@ def test_camera_bn_table_pairs_each_checkpoint_with_the_flipped_setting(train_re
         "mAP": 0.18, "rank1": 0.17,
         "datasets": {"cuhk03_detected": {"mAP": 0.18, "rank1": 0.17},
                      "cuhk01": {"mAP": 0.36, "rank1": 0.25}}}))
-    _write(tmp_path, "supervised_cuhk01", [_line(-1, cuhk01=0.026), _line(13, cuhk01=0.42)],
+    write_run(tmp_path, "supervised_cuhk01", [_line(-1, cuhk01=0.026), _line(13, cuhk01=0.42)],
            [], 900)
     text = train_real.report(train_real.collect(tmp_path))
     rows = [r for r in text.split("## Test-time camera BN")[1].splitlines()
@@ -96,11 +86,11 @@ def test_camera_bn_table_pairs_each_checkpoint_with_the_flipped_setting(train_re
     assert len(rows) == 2  # supervised_cuhk01 has no flipped evaluation
 
 
-def test_saved_results_keep_runs_whose_logs_are_gone(train_real, tmp_path):
+def test_saved_results_keep_runs_whose_logs_are_gone(write_run, train_real, tmp_path):
     """results.json keeps the runs of other machines; a run found in the logs replaces its
     saved entry, and the report reads both (in RUNS order)."""
     logs, snapshot = tmp_path / "logs", tmp_path / "results.json"
-    _write(logs, "supervised_cuhk03", [_line(-1, cuhk03_detected=0.005, cuhk01=0.026),
+    write_run(logs, "supervised_cuhk03", [_line(-1, cuhk03_detected=0.005, cuhk01=0.026),
                                        _line(13, cuhk03_detected=0.20, cuhk01=0.22)], [], 1500)
     saved = train_real.collect(logs)
     saved["usl_cuhk03"] = {"kind": "usl", "target": "cuhk03_detected", "minutes": 60.0,
