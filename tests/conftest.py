@@ -22,7 +22,6 @@ import pytest
 import torch
 from torch import nn
 
-
 # ------------------------------------------------------------------ tiny end-to-end overrides
 TINY: tuple[str, ...] = (
     "MODEL.ARCH", "resnet18", "INPUT.SIZE_TRAIN", "[32, 16]", "INPUT.SIZE_TEST", "[32, 16]",
