@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from reid.evaluation.runs import collect_runs, pct, target_metrics, train_in_segments
+from reid.evaluation.runs import collect_runs, pct, require_paths, target_metrics, train_pending
 
 ROOT = Path(__file__).resolve().parents[1]
 LOGS = ROOT / "logs" / "real"
@@ -199,18 +199,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--report-only", action="store_true", help="only rebuild the report")
     args = parser.parse_args(argv)
     if not args.report_only:
-        for needed in (ROOT / "../shared/data/cuhk03_detected", ROOT / "../shared/weights"):
-            if not needed.exists():
-                raise SystemExit(f"{needed.resolve()} is missing: see the README of ../shared")
-        todo = args.runs if args.runs is not None else [
-            n for n in RUNS if not (output_dir(n) / "wall_time.json").is_file()]
-        for name in todo:
-            print(f"[method_table] {name}: {command(name)}", flush=True)
-            if not train_in_segments(command(name).split(), output_dir(name), ROOT,
-                                     args.max_minutes):
-                print(f"[method_table] {name}: stopped after {args.max_minutes} min; run the "
-                      "same command again to resume it", flush=True)
-                break
+        require_paths(ROOT / "../shared/data/cuhk03_detected", ROOT / "../shared/weights")
+        train_pending({n: (command(n).split(), output_dir(n)) for n in RUNS}, ROOT,
+                      names=args.runs, max_minutes=args.max_minutes, tag="method_table")
     found = collect(snapshot=SNAPSHOT)
     SNAPSHOT.write_text(json.dumps(found, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     text = report(found)

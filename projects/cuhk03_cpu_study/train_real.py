@@ -35,7 +35,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from reid.evaluation.runs import collect_runs, pct, target_metrics, train_in_segments
+from reid.evaluation.runs import collect_runs, pct, require_paths, target_metrics, train_pending
 
 PROJECT = Path(__file__).resolve().parent
 ROOT = PROJECT.parents[1]
@@ -82,15 +82,6 @@ def output_dir(name: str, logs: Path = LOGS) -> Path:
 def command(name: str) -> str:
     return " ".join([f"python tools/train.py --config-file {RUNS[name][0]}",
                      *OVERRIDES.get(name, [])])
-
-
-def run(name: str, max_minutes: float | None = None) -> bool:
-    """Train one run (or its next segment); True when it has finished."""
-    print(f"[train_real] {name}: {command(name)}", flush=True)
-    done = train_in_segments(command(name).split(), output_dir(name), ROOT, max_minutes)
-    print(f"[train_real] {name}: {'finished' if done else 'stopped at the limit; run again'}",
-          flush=True)
-    return done
 
 
 def camera_bn_setting(name: str) -> bool:
@@ -290,15 +281,11 @@ def main(argv: list[str] | None = None) -> None:
                         help="also evaluate every finished run with TEST.CAMERA_BN flipped "
                              "(runs whose flipped evaluation exists are kept)")
     args = parser.parse_args(argv)
-    for needed in (ROOT / "../shared/data/cuhk03_detected", ROOT / "../shared/weights"):
-        if not needed.exists():
-            raise SystemExit(f"{needed.resolve()} is missing: see the README of ../shared")
+    if not args.report_only or args.camera_bn:
+        require_paths(ROOT / "../shared/data/cuhk03_detected", ROOT / "../shared/weights")
     if not args.report_only:
-        todo = args.runs if args.runs is not None else [
-            n for n in RUNS if not (output_dir(n) / "wall_time.json").is_file()]
-        for name in todo:
-            if not run(name, args.max_minutes):
-                break
+        train_pending({n: (command(n).split(), output_dir(n)) for n in RUNS}, ROOT,
+                      names=args.runs, max_minutes=args.max_minutes, tag="train_real")
     if args.camera_bn:
         for name in collect():
             flipped = "off" if camera_bn_setting(name) else "on"

@@ -66,8 +66,9 @@ def make_parser(description: str, config: bool = True) -> argparse.ArgumentParse
 _parser = make_parser
 
 
-def _setup(cfg, config_file: str) -> torch.device:
-    """Device, logger, seed, thread count and the config summary shared by both tools."""
+def setup_run(cfg, config_file: str) -> torch.device:
+    """Device, logger, thread count and the config summary of a tool (train, test, the
+    VideoMAE pretraining)."""
     device = init_distributed(cfg.DEVICE)
     setup_logger(cfg.OUTPUT_DIR if is_main_process() else None)
     if cfg.NUM_THREADS < 0:
@@ -133,7 +134,7 @@ def train_main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     cfg = load_cfg(args.config_file or None, args.opts)
     validate_cfg(cfg)
-    device = _setup(cfg, args.config_file)
+    device = setup_run(cfg, args.config_file)
     seed_all(cfg.SEED + get_rank())
     if cfg.DETERMINISTIC:
         torch.use_deterministic_algorithms(True, warn_only=True)
@@ -200,7 +201,7 @@ def test_main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     opts = list(args.opts) + (["TEST.FEATURES", args.features] if args.features else [])
     cfg = load_cfg(args.config_file or None, opts)
-    device = _setup(cfg, args.config_file)
+    device = setup_run(cfg, args.config_file)
     save_cfg(cfg, Path(cfg.OUTPUT_DIR) / "config.yaml")
     names = list(cfg.DATASETS.TEST) or list(cfg.DATASETS.TARGET) or list(cfg.DATASETS.SOURCE)
     if not names:
@@ -309,6 +310,3 @@ def main_test(argv: Sequence[str] | None = None) -> int:
     status (0 success, 2 user error, 130 interrupted)."""
     return run_tool(test_main, argv)
 
-
-#: device, logger, thread count and config summary of a tool (for the tools of reid.apps)
-setup_run = _setup

@@ -22,8 +22,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["collect_runs", "pct", "read_jsonl", "run_record", "target_metrics",
-           "train_in_segments"]
+__all__ = ["collect_runs", "pct", "read_jsonl", "require_paths", "run_record",
+           "target_metrics", "train_in_segments", "train_pending"]
 
 METRIC_KEYS = ("mAP", "mINP", "rank1", "rank5", "rank10")
 
@@ -130,4 +130,40 @@ def train_in_segments(command: Sequence[str], out: Path, cwd: Path,
     (out / "wall_time.json").write_text(json.dumps({"seconds": sum(segments),
                                                     "segments": len(segments)}),
                                         encoding="utf-8")
+    return True
+
+
+def require_paths(*paths: Path) -> None:
+    """Stop with a message naming the first of ``paths`` that does not exist (the local data
+    and weights a real-data driver reads; see the README of ``../shared``)."""
+    for path in paths:
+        if not path.exists():
+            raise SystemExit(f"{path.resolve()} is missing: see the README of ../shared")
+
+
+def train_pending(runs: Mapping[str, tuple[Sequence[str], Path]], cwd: Path, *,
+                  names: Sequence[str] | None = None, max_minutes: float | None = None,
+                  tag: str = "runs") -> bool:
+    """Train ``names`` (default: every run of ``runs`` whose output dir has no
+    ``wall_time.json``) one after another with :func:`train_in_segments`, stopping at the first
+    run that reaches ``max_minutes`` (the same call again resumes it).
+
+    Args:
+        runs: ``name -> (tools/train.py argument list, output dir)``.
+        cwd: where the commands run (the repository root).
+        tag: the prefix of the progress lines printed.
+
+    Returns:
+        True when every run it took on has finished.
+    """
+    todo = list(names) if names is not None else [
+        n for n, (_, out) in runs.items() if not (out / "wall_time.json").is_file()]
+    for name in todo:
+        command, out = runs[name]
+        print(f"[{tag}] {name}: {' '.join(command)}", flush=True)
+        if not train_in_segments(command, out, cwd, max_minutes):
+            print(f"[{tag}] {name}: stopped after {max_minutes} min; run the same command "
+                  "again to resume it", flush=True)
+            return False
+        print(f"[{tag}] {name}: finished", flush=True)
     return True
