@@ -16,7 +16,7 @@ from reid.cluster.jaccard import (
     sparse_v_qe,
 )
 from reid.cluster.knn import ivf_nlist, knn, knn_ivf, knn_recall, search_knn
-from reid.cluster.quality import label_quality
+from reid.cluster.quality import label_quality, partition_ari
 from reid.cluster.reliability import SelfPacedLabeler
 from reid.config import get_cfg
 
@@ -127,6 +127,9 @@ def test_ari_of_pseudo_labels_hand_computed() -> None:
     a = np.array([0, 0, 0, 1, 1, -1])
     b = np.array([0, 0, 1, 1, 1, 2])
     assert label_quality(a, b)["ari"] == pytest.approx(14 / 44)
+    # the IVF-vs-exact measure: outliers are singletons on either side, and it is symmetric
+    assert partition_ari(a, b) == pytest.approx(14 / 44) == partition_ari(b, a)
+    assert partition_ari(np.array([-1, -1, 0, 0]), np.array([3, 4, 1, 1])) == 1.0
 
 
 def test_streamed_query_expansion_is_identical() -> None:

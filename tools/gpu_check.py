@@ -102,14 +102,12 @@ def knn_equal(idx: np.ndarray, dist: np.ndarray, ref_idx: np.ndarray, ref_dist: 
 
 def labels_agree(labels: np.ndarray, ref: np.ndarray, min_ari: float = 1.0) -> tuple[bool, str]:
     """Partitions agree: identical arrays, or ARI (outliers as singletons) >= ``min_ari``."""
-    from sklearn.metrics import adjusted_rand_score
-
-    from reid.cluster.reliability import with_singletons
+    from reid.cluster.quality import partition_ari
 
     labels, ref = np.asarray(labels), np.asarray(ref)
     if labels.shape == ref.shape and np.array_equal(labels, ref):
         return True, "identical"
-    ari = float(adjusted_rand_score(with_singletons(ref), with_singletons(labels)))
+    ari = partition_ari(labels, ref)
     return ari >= min_ari, f"ARI {ari:.4f}"
 
 

@@ -6,7 +6,7 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from reid.cluster.reliability import with_singletons
 
-__all__ = ["label_quality", "camera_pair_quality"]
+__all__ = ["label_quality", "camera_pair_quality", "partition_ari"]
 
 
 def _pairs(*keys: np.ndarray) -> tuple[int, int]:
@@ -56,6 +56,13 @@ def camera_pair_quality(pred: np.ndarray, true: np.ndarray, camids: np.ndarray
         "cross_precision": ratio(tp_all - tp_same, pos_all - pos_same),
         "cross_recall": ratio(tp_all - tp_same, gt_all - gt_same),
     }
+
+
+def partition_ari(labels: np.ndarray, reference: np.ndarray) -> float:
+    """Adjusted Rand index of two (N,) pseudo labelings, every un-clustered image (-1) of
+    either a singleton: how far an approximate path (IVF kNN) keeps the exact path's
+    partition (1.0: the same partition)."""
+    return float(adjusted_rand_score(with_singletons(reference), with_singletons(labels)))
 
 
 def label_quality(pred: np.ndarray, true: np.ndarray, camids: np.ndarray | None = None
