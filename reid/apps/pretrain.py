@@ -28,7 +28,6 @@ from reid.utils.errors import DatasetError, TrainingDivergedError
 
 logger = logging.getLogger(__name__)
 
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp"}
 MARS_NAME = re.compile(r"^(\d{4}C\d+T\d{4})F\d+$")
 CHECKPOINT_NAME = "videomae_pretrain.pth"
 
@@ -36,19 +35,19 @@ CHECKPOINT_NAME = "videomae_pretrain.pth"
 def find_tracklets(root: str | Path, min_frames: int = 1) -> list[tuple[str, ...]]:
     """Frame-path tuples of every tracklet under ``root``: in a folder whose image names follow
     MARS (``0001C1T0001F001.jpg``), frames sharing the ``<pid>C<cam>T<tracklet>`` prefix form
-    one tracklet; in any other folder all images (sorted by name) form one. Labels are never
-    read.
+    one tracklet; in any other folder all images (sorted by name) form one. Images are those of
+    :func:`reid.data.datasets.folder.find_images`. Labels are never read.
 
     Raises:
         DatasetError: ``root`` is not a directory or holds no tracklet of ``min_frames``.
     """
+    from reid.data.datasets.folder import find_images
+
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"PRETRAIN.TRACKLETS_ROOT {root} is missing or not a directory")
     groups: dict[str, list[Path]] = defaultdict(list)
-    for path in sorted(root.rglob("*")):
-        if path.suffix.lower() not in IMAGE_EXTS or not path.is_file():
-            continue
+    for path in find_images(root):
         match = MARS_NAME.match(path.stem)
         key = f"{path.parent}/{match.group(1)}" if match else str(path.parent)
         groups[key].append(path)
