@@ -21,14 +21,20 @@ the UDA cells start from ``supervised_cuhk03``'s checkpoint, so that run comes f
 """
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import sys
 from pathlib import Path
 from typing import Any
 
-from reid.evaluation.runs import collect_runs, pct, require_paths, target_metrics, train_pending
+from reid.evaluation.runs import (
+    collect_runs,
+    driver_parser,
+    pct,
+    require_paths,
+    target_metrics,
+    train_pending,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 LOGS = ROOT / "logs" / "real"
@@ -191,12 +197,7 @@ def references(found: dict[str, dict[str, Any]]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", nargs="*", choices=list(RUNS), default=None,
-                        help="runs to train; default: every run without a finished log")
-    parser.add_argument("--max-minutes", type=float, default=None,
-                        help="stop each run after this many minutes; run again to resume it")
-    parser.add_argument("--report-only", action="store_true", help="only rebuild the report")
+    parser = driver_parser(__doc__.splitlines()[0], RUNS)
     args = parser.parse_args(argv)
     if not args.report_only:
         require_paths(ROOT / "../shared/data/cuhk03_detected", ROOT / "../shared/weights")

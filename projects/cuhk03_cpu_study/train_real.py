@@ -27,7 +27,6 @@ READMEs); run from anywhere, paths are relative to the repository root.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import subprocess
@@ -35,7 +34,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from reid.evaluation.runs import collect_runs, pct, require_paths, target_metrics, train_pending
+from reid.evaluation.runs import (
+    collect_runs,
+    driver_parser,
+    pct,
+    require_paths,
+    target_metrics,
+    train_pending,
+)
 
 PROJECT = Path(__file__).resolve().parent
 ROOT = PROJECT.parents[1]
@@ -271,12 +277,7 @@ def plot(found: dict[str, dict[str, Any]], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", nargs="*", choices=list(RUNS), default=None,
-                        help="runs to (re)train; default: every run without a finished log")
-    parser.add_argument("--max-minutes", type=float, default=None,
-                        help="stop each run after this many minutes; run again to resume it")
-    parser.add_argument("--report-only", action="store_true", help="only rebuild the report")
+    parser = driver_parser(__doc__.splitlines()[0], RUNS)
     parser.add_argument("--camera-bn", action="store_true",
                         help="also evaluate every finished run with TEST.CAMERA_BN flipped "
                              "(runs whose flipped evaluation exists are kept)")

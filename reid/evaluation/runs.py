@@ -14,6 +14,7 @@ Example::
 """
 from __future__ import annotations
 
+import argparse
 import json
 import signal
 import subprocess
@@ -22,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["collect_runs", "pct", "read_jsonl", "require_paths", "run_record",
+__all__ = ["collect_runs", "driver_parser", "pct", "read_jsonl", "require_paths", "run_record",
            "target_metrics", "train_in_segments", "train_pending"]
 
 METRIC_KEYS = ("mAP", "mINP", "rank1", "rank5", "rank10")
@@ -167,3 +168,15 @@ def train_pending(runs: Mapping[str, tuple[Sequence[str], Path]], cwd: Path, *,
             return False
         print(f"[{tag}] {name}: finished", flush=True)
     return True
+
+
+def driver_parser(description: str, names: Sequence[str]) -> argparse.ArgumentParser:
+    """The command line of a real-data driver around :func:`train_pending`: ``--runs`` (some of
+    ``names``; default every unfinished run), ``--max-minutes`` and ``--report-only``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--runs", nargs="*", choices=list(names), default=None,
+                        help="runs to train; default: every run without a finished log")
+    parser.add_argument("--max-minutes", type=float, default=None,
+                        help="stop each run after this many minutes; run again to resume it")
+    parser.add_argument("--report-only", action="store_true", help="only rebuild the report")
+    return parser
