@@ -27,8 +27,10 @@ nlist. ``nprobe >= nlist`` scans every list, i.e. an exact search (same neighbou
 N nprobe / nlist (list scan), i.e. O(sqrt(N)) with the rule, against O(N) for the exact search.
 
 Memory of the IVF search (bytes per image, D = feature dimension, k neighbours): engine
-"blas": 12 k (running top-k ids + distances) + 12 nprobe (probe lists and their inverse), the
-features read in place (float16 input stays float16); engine "faiss": an index of 4 D (flat) /
+"blas": 12 k (running top-k ids + distances) + 12 nprobe (probe lists and their inverse) + 8
+(the rows sorted by list), the features read in place (float16 input stays float16; a list's
+members and a chunk of at most 8,192 queries are gathered as float32), plus a fixed 16 MiB
+tile of dot products reused for every list; engine "faiss": an index of 4 D (flat) /
 2 D (``fp16``) / m (PQ, m sub-quantisers) + 8 (ids), plus 12 k of results. Queries and
 additions go in blocks of ``block`` rows, so no other (N, D) float32 copy is made.
 """
