@@ -67,6 +67,33 @@ def test_blas_and_faiss_engines_scan_the_same_lists() -> None:
     assert knn_recall(i_h, i_b) > 0.97
 
 
+def test_blas_probing_by_hand(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Centroids at 0, 10, 21, 33 on a line (fixed here instead of k-means), two points per
+    list; nprobe 2: every query scans the two lists of its own two nearest centroids."""
+    import importlib
+
+    knn_mod = importlib.import_module("reid.cluster.knn")  # the package exports a knn function
+    cents = np.array([[0.0, 0.0], [10.0, 0.0], [21.0, 0.0], [33.0, 0.0]], np.float32)
+    monkeypatch.setattr(knn_mod, "_train_centroids", lambda *a, **kw: cents.copy())
+    x = np.array([[p, 0.0] for p in (-1.0, 1.0, 9.0, 11.0, 20.0, 22.0, 32.0, 34.0)],
+                 np.float32)
+    dist, idx = knn_ivf(x, 3, nlist=4, nprobe=2, engine="blas")
+    # 11 (row 3): centroids 10 (1) and 21 (10) -> candidates 9, 11, 20, 22 -> 11, 9, 20
+    np.testing.assert_array_equal(idx[3], [3, 2, 4])
+    np.testing.assert_allclose(dist[3], [0.0, 4.0, 81.0])
+    # 1 (row 1): centroids 0 (1) and 10 (9) -> -1, 1, 9, 11 -> 1, -1, 9 (ties: 4 < 64)
+    np.testing.assert_array_equal(idx[1], [1, 0, 2])
+    np.testing.assert_allclose(dist[1], [0.0, 4.0, 64.0])
+    # 22 (row 5): centroids 21 (1) and 33 (11) -> 20, 22, 32, 34 -> 22, 20, 32
+    np.testing.assert_array_equal(idx[5], [5, 4, 6])
+    # 34 (row 7): centroids 33 (1) and 21 (13) -> 34, 32, 22
+    np.testing.assert_array_equal(idx[7], [7, 6, 5])
+    _, idx_1 = knn_ivf(x, 3, nlist=4, nprobe=1, engine="blas")  # own list only: 2 points
+    np.testing.assert_array_equal(idx_1[3], [3, 2, -1])
+    _, idx_all = knn_ivf(x, 3, nlist=4, nprobe=4, engine="blas")  # every list: exact
+    np.testing.assert_array_equal(idx_all, knn(x, 3)[1])
+
+
 def test_ivf_path_gives_the_exact_labels_when_every_list_is_probed() -> None:
     x, ids = clustered(seed=1)
     exact = SelfPacedLabeler(k1=20, k2=6)

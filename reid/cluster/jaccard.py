@@ -18,12 +18,21 @@ Everything is sparse: memory is O(N (k1 + k2)^2) (V has at most ~k1^2/2 entries 
 k2 times that, and the output only pairs that share a V_qe column); no N x N array is built.
 The kernels are numba-parallel (``cache=True``).
 
-Streaming (``block_rows > 0``, ``CLUSTER.BLOCK_ROWS``): the query expansion and the Jaccard
-rows are computed ``block_rows`` rows at a time into arrays sized once (the query expansion
-counts a block's entries, then fills them: no concatenation copy), the transposed encoding is
-built once, and with ``max_distance`` only the entries ``<= max_distance`` (plus the diagonal)
-are kept from each block, which is all DBSCAN at radius <= max_distance reads. The kept
-entries are identical (bit for bit) to those of the in-memory path.
+Streaming (``block_rows > 0``, ``CLUSTER.BLOCK_ROWS``): the Jaccard rows are computed
+``block_rows`` rows at a time into arrays sized once, the transposed encoding is built once,
+and with ``max_distance`` only the entries ``<= max_distance`` (plus the diagonal) are kept
+from each block, which is all DBSCAN at radius <= max_distance reads; that cut is made in the
+kernel's one pass (:func:`_jaccard_cut`: each row's entries summed, only the kept ones sorted
+into fixed slots of 96 per row, a row keeping more redone with a wider slot). The kept entries
+are identical (bit for bit) to those of the in-memory path. The query expansion is a numba
+kernel on every path (:func:`query_expand_blocked`: each row counted, then filled into arrays
+allocated once; bit-identical to scipy's ``avg @ V`` of :func:`query_expand`).
+
+Speed (N = 100k, D = 256, 2 cores, loaded machine, against the previous kernels): V
+encoding 2.5-3x faster (the expansion's membership tests through N-sized masks instead of
+scans, four dot products interleaved, each still summed in the same order), query
+expansion ~2.5x, streamed Jaccard rows with the cut ~2x (the ~1,150 touched columns of a row
+are no longer all sorted; ~23 are kept). Every change keeps the results bit-identical.
 
 Memory model, bytes per image (k1 = 30, k2 = 6, k-NN with kc = k1 columns; ``e_v``, ``e_qe``
 and ``e_j`` the mean stored entries per row of V, V_qe and the Jaccard output; measured on
@@ -38,10 +47,11 @@ kNN search                 exact faiss: 12 kc + block temporaries; IVF: see
 kNN lists kept             8 kc (int64; distances dropped)
 reciprocal sets            8 (kc + 1) + 8 (round(k1/2) + 1) + 16
 V (CSR float64, int64)     16 e_v
-V_qe (CSR float64, int32)  12 e_qe (in-memory path: + transient avg @ V product)
+V_qe (CSR float64, int32)  12 e_qe (+ per-thread scratch of 17 N bytes)
 V_qe transposed            12 e_qe (+ int64/float64 copies in the in-memory path)
 Jaccard output (float32,   8 e_j in memory (twice while the parts are stacked);
-int32)                     streaming: 8 e_j(<= max_distance) + one block of 8 e_j
+int32)                     streaming with the cut: 8 e_j(<= max_distance) +
+                           one block of 8 x 96 slots; without it one block of 8 e_j
 DBSCAN (three radii)       ~ 40 e_j(<= eps) transient (COO + symmetrised copies)
 =========================  ====================================================
 """
@@ -109,74 +119,106 @@ def reciprocal_neighbours(rank: np.ndarray, k: int) -> tuple[np.ndarray, np.ndar
 
 
 @njit(cache=True)
-def _expand_row(i, r1, c1, r2, c2, buf):
+def _expand_row(i, r1, c1, r2, c2, in_r1, seen, buf):
+    """Sorted members of the expanded set of row i into ``buf`` (returns their number).
+    ``in_r1`` / ``seen`` are all-False scratch masks of N entries, left all-False."""
     m = c1[i]
+    for a in range(m):
+        in_r1[r1[i, a]] = True
     n = 0
     for a in range(m):
-        buf[n] = r1[i, a]
-        n += 1
+        j = r1[i, a]
+        if not seen[j]:
+            seen[j] = True
+            buf[n] = j
+            n += 1
     for a in range(m):
         cand = r1[i, a]
         mc = c2[cand]
         inter = 0
         for b in range(mc):
-            v = r2[cand, b]
-            for t in range(m):
-                if r1[i, t] == v:
-                    inter += 1
-                    break
+            if in_r1[r2[cand, b]]:
+                inter += 1
         if inter > (2.0 / 3.0) * mc:
             for b in range(mc):
-                buf[n] = r2[cand, b]
-                n += 1
-    s = np.sort(buf[:n])
-    u = 0
+                j = r2[cand, b]
+                if not seen[j]:
+                    seen[j] = True
+                    buf[n] = j
+                    n += 1
+    for a in range(m):
+        in_r1[r1[i, a]] = False
     for a in range(n):
-        if a == 0 or s[a] != s[a - 1]:
-            s[u] = s[a]
-            u += 1
-    return s[:u]
+        seen[buf[a]] = False
+    for a in range(1, n):  # insertion sort (a few dozen members)
+        v = buf[a]
+        b = a - 1
+        while b >= 0 and buf[b] > v:
+            buf[b + 1] = buf[b]
+            b -= 1
+        buf[b + 1] = v
+    return n
 
 
 @njit(parallel=True, cache=True)
-def _expansion_sizes(r1, c1, r2, c2):
+def _expansion_sizes(r1, c1, r2, c2, nchunks):
     n = r1.shape[0]
     sizes = np.zeros(n, np.int64)
     width = r1.shape[1] * (1 + r2.shape[1])
-    for i in prange(n):
+    for c in prange(nchunks):
         buf = np.empty(width, np.int64)
-        sizes[i] = _expand_row(i, r1, c1, r2, c2, buf).shape[0]
+        in_r1 = np.zeros(n, np.bool_)
+        seen = np.zeros(n, np.bool_)
+        for i in range(c * n // nchunks, (c + 1) * n // nchunks):
+            sizes[i] = _expand_row(i, r1, c1, r2, c2, in_r1, seen, buf)
     return sizes
 
 
 @njit(parallel=True, cache=True)
-def _expansion_fill(r1, c1, r2, c2, x, indptr, indices, data):
+def _expansion_fill(r1, c1, r2, c2, x, indptr, indices, data, nchunks):
     n = r1.shape[0]
     dim = x.shape[1]
     width = r1.shape[1] * (1 + r2.shape[1])
-    for i in prange(n):
+    for c in prange(nchunks):
         buf = np.empty(width, np.int64)
-        members = _expand_row(i, r1, c1, r2, c2, buf)
-        s = indptr[i]
-        m = members.shape[0]
-        best = -np.inf
-        for a in range(m):
-            j = members[a]
-            dot = 0.0
-            for t in range(dim):
-                dot += np.float64(x[i, t]) * np.float64(x[j, t])
-            neg = -(2.0 - 2.0 * dot)
-            data[s + a] = neg
-            indices[s + a] = j
-            if neg > best:
-                best = neg
-        tot = 0.0
-        for a in range(m):
-            e = np.exp(data[s + a] - best)
-            data[s + a] = e
-            tot += e
-        for a in range(m):
-            data[s + a] /= tot
+        in_r1 = np.zeros(n, np.bool_)
+        seen = np.zeros(n, np.bool_)
+        for i in range(c * n // nchunks, (c + 1) * n // nchunks):
+            m = _expand_row(i, r1, c1, r2, c2, in_r1, seen, buf)
+            s = indptr[i]
+            a = 0
+            while a < m:  # four dot products at a time: independent chains, each summed in
+                # the order t = 0 .. dim - 1 (the same float64 rounding as one at a time)
+                j0 = buf[a]
+                j1 = buf[min(a + 1, m - 1)]
+                j2 = buf[min(a + 2, m - 1)]
+                j3 = buf[min(a + 3, m - 1)]
+                d0 = 0.0
+                d1 = 0.0
+                d2 = 0.0
+                d3 = 0.0
+                for t in range(dim):
+                    xi = np.float64(x[i, t])
+                    d0 += xi * np.float64(x[j0, t])
+                    d1 += xi * np.float64(x[j1, t])
+                    d2 += xi * np.float64(x[j2, t])
+                    d3 += xi * np.float64(x[j3, t])
+                for u in range(min(4, m - a)):
+                    dot = d0 if u == 0 else (d1 if u == 1 else (d2 if u == 2 else d3))
+                    data[s + a + u] = -(2.0 - 2.0 * dot)
+                    indices[s + a + u] = buf[a + u]
+                a += 4
+            best = -np.inf
+            for a in range(m):
+                if data[s + a] > best:
+                    best = data[s + a]
+            tot = 0.0
+            for a in range(m):
+                e = np.exp(data[s + a] - best)
+                data[s + a] = e
+                tot += e
+            for a in range(m):
+                data[s + a] /= tot
 
 
 def encode_v(x: np.ndarray, r1: np.ndarray, c1: np.ndarray, r2: np.ndarray, c2: np.ndarray
@@ -190,12 +232,13 @@ def encode_v(x: np.ndarray, r1: np.ndarray, c1: np.ndarray, r2: np.ndarray, c2: 
         r2, c2: the same for the half-size sets R(j, round(k1 / 2)) of the expansion.
     """
     n = x.shape[0]
-    sizes = _expansion_sizes(r1, c1, r2, c2)
+    nchunks = max(1, min(n, 8 * numba.get_num_threads()))
+    sizes = _expansion_sizes(r1, c1, r2, c2, nchunks)
     indptr = np.zeros(n + 1, np.int64)
     np.cumsum(sizes, out=indptr[1:])
     indices = np.empty(indptr[-1], np.int64)
     data = np.empty(indptr[-1], np.float64)
-    _expansion_fill(r1, c1, r2, c2, x, indptr, indices, data)
+    _expansion_fill(r1, c1, r2, c2, x, indptr, indices, data, nchunks)
     return sp.csr_matrix((data, indices, indptr), shape=(n, n))
 
 
@@ -223,43 +266,117 @@ def query_expand(v: sp.csr_matrix, qe: np.ndarray) -> sp.csr_matrix:
     return v_qe
 
 
-def query_expand_blocked(v: sp.csr_matrix, qe: np.ndarray, block_rows: int) -> sp.csr_matrix:
-    """:func:`query_expand` computed ``block_rows`` rows at a time: a first pass counts each
-    block's entries, the second fills arrays allocated once (no concatenation copy). The
-    result is identical to :func:`query_expand` (the same products summed in the same order).
-    """
+@njit(cache=True)
+def _qe_row(i, qe, w):
+    """The valid entries of ``qe[i]`` sorted ascending, duplicates merged, with their weights
+    (``w`` added once per occurrence): the rows of the averaging matrix as scipy's COO -> CSR
+    conversion leaves them (sorted indices, duplicates summed)."""
+    q = qe.shape[1]
+    rows = np.empty(q, np.int64)
+    wts = np.empty(q, np.float64)
+    n = 0
+    for a in range(q):
+        j = qe[i, a]
+        if j < 0:
+            continue
+        b = n - 1
+        while b >= 0 and rows[b] > j:
+            b -= 1
+        if b >= 0 and rows[b] == j:
+            wts[b] += w
+            continue
+        for c in range(n, b + 1, -1):
+            rows[c] = rows[c - 1]
+            wts[c] = wts[c - 1]
+        rows[b + 1] = j
+        wts[b + 1] = w
+        n += 1
+    return rows[:n], wts[:n]
+
+
+@njit(parallel=True, cache=True)
+def _qe_kernel(qe, counts, vp, vi, vd, ncols, nchunks, fill, optr, oidx, odata, sizes):
+    """Sparse product avg @ V row by row, summed like scipy's ``csr_matmat`` (for each averaged
+    row j in ascending order, sums[k] += w_j * V[j, k]; exact zeros dropped), output sorted by
+    column. ``fill=False`` only counts the entries of each row into ``sizes``."""
     n = qe.shape[0]
-    if block_rows <= 0:
+    for c in prange(nchunks):
+        sums = np.zeros(ncols, np.float64)
+        mark = np.zeros(ncols, np.bool_)
+        touched = np.empty(ncols, np.int64)
+        for i in range(c * n // nchunks, (c + 1) * n // nchunks):
+            rows, wts = _qe_row(i, qe, 1.0 / counts[i])
+            nt = 0
+            for a in range(rows.shape[0]):
+                j = rows[a]
+                w = wts[a]
+                for b in range(vp[j], vp[j + 1]):
+                    k = vi[b]
+                    if fill:
+                        sums[k] += w * vd[b]
+                    if not mark[k]:
+                        mark[k] = True
+                        touched[nt] = k
+                        nt += 1
+            if not fill:
+                sizes[i] = nt
+                for t in range(nt):
+                    mark[touched[t]] = False
+                continue
+            order = np.sort(touched[:nt])
+            s = optr[i]
+            u = 0
+            for t in range(nt):
+                k = order[t]
+                if sums[k] != 0.0:
+                    oidx[s + u] = k
+                    odata[s + u] = sums[k]
+                    u += 1
+                sums[k] = 0.0
+                mark[k] = False
+            sizes[i] = u
+
+
+def query_expand_blocked(v: sp.csr_matrix, qe: np.ndarray, block_rows: int = 0
+                         ) -> sp.csr_matrix:
+    """:func:`query_expand` without the (N, N) averaging matrix or the product's transients:
+    a numba kernel counts each row's entries, then fills arrays allocated once. The result is
+    identical (bit for bit) to :func:`query_expand`: the same products summed in the same
+    order. ``block_rows`` is kept for the interface (must be >= 1 when given; the kernel
+    streams row by row)."""
+    n = qe.shape[0]
+    if block_rows < 0:
         raise ValueError(f"block_rows must be >= 1, got {block_rows}")
-    valid = qe >= 0
-    counts = valid.sum(axis=1)
+    qe = np.ascontiguousarray(qe, dtype=np.int64)
+    counts = (qe >= 0).sum(axis=1)
     if (counts == 0).any():
         raise ValueError("every query-expansion row needs at least one neighbour")
     v = v.tocsr()
-
-    def block(a: int, b: int) -> sp.csr_matrix:
-        rows, pos = np.nonzero(valid[a:b])
-        weights = 1.0 / counts[a:b][rows]
-        avg = sp.csr_matrix((weights, (rows, qe[a:b][rows, pos])), shape=(b - a, v.shape[0]))
-        out = (avg @ v).tocsr()
-        out.sort_indices()
-        return out
-
-    starts = list(range(0, n, block_rows))
-    nnz = np.zeros(n + 1, np.int64)
-    for a in starts:
-        b = min(n, a + block_rows)
-        nnz[a + 1:b + 1] = np.diff(block(a, b).indptr)
-    indptr = np.cumsum(nnz)
-    idx_dtype = np.int32 if max(v.shape[1], indptr[-1]) < 2**31 else np.int64
+    if not v.has_sorted_indices:
+        v = v.sorted_indices()
+    vp = v.indptr.astype(np.int64, copy=False)
+    vi = v.indices
+    vd = v.data.astype(np.float64, copy=False)
+    m = v.shape[1]
+    nchunks = max(1, min(n, 8 * numba.get_num_threads()))
+    sizes = np.zeros(n, np.int64)
+    empty_i = np.empty(0, np.int32)
+    empty_d = np.empty(0, np.float64)
+    _qe_kernel(qe, counts, vp, vi, vd, m, nchunks, False, sizes, empty_i, empty_d, sizes)
+    indptr = np.zeros(n + 1, np.int64)
+    np.cumsum(sizes, out=indptr[1:])
+    idx_dtype = np.int32 if max(m, indptr[-1]) < 2**31 else np.int64
     indices = np.empty(indptr[-1], idx_dtype)
     data = np.empty(indptr[-1], np.float64)
-    for a in starts:
-        b = min(n, a + block_rows)
-        part = block(a, b)
-        indices[indptr[a]:indptr[b]] = part.indices
-        data[indptr[a]:indptr[b]] = part.data
-    out = sp.csr_matrix((data, indices, indptr.astype(idx_dtype)), shape=(n, v.shape[1]))
+    kept = np.zeros(n, np.int64)
+    _qe_kernel(qe, counts, vp, vi, vd, m, nchunks, True, indptr, indices, data, kept)
+    if not np.array_equal(kept, sizes):  # exact zeros dropped (underflow): close the gaps
+        pos = np.arange(indptr[-1]) - np.repeat(indptr[:-1], sizes)
+        keep = pos < np.repeat(kept, sizes)
+        indices, data = indices[keep], data[keep]
+        indptr = np.zeros(n + 1, np.int64)
+        np.cumsum(kept, out=indptr[1:])
+    out = sp.csr_matrix((data, indices, indptr.astype(idx_dtype)), shape=(n, m))
     out.has_sorted_indices = True
     return out
 
@@ -274,7 +391,9 @@ def sparse_v_qe(x: np.ndarray, rank: np.ndarray, k1: int, k2: int, block_rows: i
         k1: reciprocal neighbourhood size; R(i, k1) uses ``min(k1+1, kc)`` columns and
             R(j, round(k1/2)) uses ``min(round(k1/2)+1, kc)`` columns.
         k2: query-expansion size, clipped to kc (k2 = 1 gives V itself).
-        block_rows: > 0 runs the query expansion in row blocks (:func:`query_expand_blocked`).
+        block_rows: kept for the interface: the query expansion is always the numba kernel of
+            :func:`query_expand_blocked` (no (N, N) averaging matrix, no product transients),
+            identical to :func:`query_expand`.
     """
     kc = rank.shape[1]
     r1, c1 = reciprocal_neighbours(rank, k1)
@@ -284,9 +403,7 @@ def sparse_v_qe(x: np.ndarray, rank: np.ndarray, k1: int, k2: int, block_rows: i
     k2 = max(1, min(k2, kc))
     if k2 == 1:
         return v
-    if block_rows > 0:
-        return query_expand_blocked(v, rank[:, :k2], block_rows)
-    return query_expand(v, rank[:, :k2])
+    return query_expand_blocked(v, rank[:, :k2])  # = query_expand(v, rank[:, :k2]), bit for bit
 
 
 @njit(parallel=True, cache=True)
@@ -346,6 +463,117 @@ def _jaccard_fill(rows, vp, vi, vd, tp, ti, td, ncols, nchunks, optr, oidx, odat
                 odata[s + t] = d
                 acc[j] = 0.0
                 mark[j] = False
+
+
+@njit(parallel=True, cache=True)
+def _jaccard_cut(rows, vp, vi, vd, tp, ti, td, ncols, nchunks, thr, width, cnt, oidx, odata):
+    """One pass of the streamed Jaccard rows with the cut: row r keeps the j with float32
+    distance <= ``thr`` and the diagonal (stored as 0), sorted by j, in its slots
+    ``[r * width, r * width + cnt[r])`` of ``oidx`` / ``odata``; a row keeping more than
+    ``width`` entries only sets ``cnt[r]`` (recomputed with a wider slot). The sums are those
+    of :func:`_jaccard_fill` (same terms, same order); only the kept entries are sorted."""
+    nr = rows.shape[0]
+    for c in prange(nchunks):
+        acc = np.zeros(ncols, np.float64)
+        mark = np.zeros(ncols, np.bool_)
+        touched = np.empty(ncols, np.int64)
+        kept = np.empty(ncols, np.int64)
+        for r in range(c * nr // nchunks, (c + 1) * nr // nchunks):
+            i = rows[r]
+            nt = 0
+            for a in range(vp[i], vp[i + 1]):
+                k = vi[a]
+                vik = vd[a]
+                for b in range(tp[k], tp[k + 1]):
+                    j = ti[b]
+                    if not mark[j]:
+                        mark[j] = True
+                        touched[nt] = j
+                        nt += 1
+                    vjk = td[b]
+                    acc[j] += vik if vik < vjk else vjk
+            nk = 0
+            for t in range(nt):
+                j = touched[t]
+                m = acc[j]
+                d = 1.0 - m / (2.0 - m)
+                if d < 0.0:
+                    d = 0.0
+                if j == i or np.float32(d) <= thr:
+                    kept[nk] = j
+                    nk += 1
+            cnt[r] = nk
+            if nk <= width:
+                order = np.sort(kept[:nk])
+                s = r * width
+                for t in range(nk):
+                    j = order[t]
+                    m = acc[j]
+                    d = 1.0 - m / (2.0 - m)
+                    if d < 0.0 or j == i:
+                        d = 0.0
+                    oidx[s + t] = j
+                    odata[s + t] = d
+            for t in range(nt):
+                j = touched[t]
+                acc[j] = 0.0
+                mark[j] = False
+
+
+@njit(cache=True)
+def _compact_slots(cnt, width, sidx, sdata, optr, oidx, odata):
+    for r in range(cnt.shape[0]):
+        s = r * width
+        o = optr[r]
+        for t in range(cnt[r]):
+            oidx[o + t] = sidx[s + t]
+            odata[o + t] = sdata[s + t]
+
+
+def _float32_threshold(max_distance: float) -> np.float32:
+    """The largest float32 x that numpy keeps in ``float32_array <= max_distance`` (numpy
+    compares a Python float in float32, a float64 scalar in float64): the kernel's cut
+    ``np.float32(d) <= thr`` then keeps exactly the entries the array comparison keeps."""
+    c = np.float32(max_distance)
+    best = None
+    for v in (np.nextafter(c, np.float32(-np.inf)), c, np.nextafter(c, np.float32(np.inf))):
+        if bool((np.array([v], np.float32) <= max_distance)[0]):
+            best = v
+    if best is None:
+        raise ValueError(f"max_distance {max_distance!r} is not a usable float32 threshold")
+    return np.float32(best)
+
+
+def _jaccard_block_cut(rows, vp, vi, vd, tp, ti, td, ncols, nchunks, thr, idx_dtype,
+                       width: int = 96) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(counts, indices, data) of the rows ``rows`` keeping the distances <= ``thr`` and the
+    diagonal (0), sorted by column, in one pass (rows keeping more than ``width`` entries are
+    redone with a slot wide enough for the widest)."""
+    nr = rows.size
+    cnt = np.zeros(nr, np.int64)
+    sidx = np.empty(nr * width, idx_dtype)
+    sdata = np.empty(nr * width, np.float32)
+    _jaccard_cut(rows, vp, vi, vd, tp, ti, td, ncols, nchunks, thr, width, cnt, sidx, sdata)
+    over = np.flatnonzero(cnt > width)
+    optr = np.zeros(nr + 1, np.int64)
+    np.cumsum(cnt, out=optr[1:])
+    oidx = np.empty(optr[-1], idx_dtype)
+    odata = np.empty(optr[-1], np.float32)
+    short = cnt.copy()
+    short[over] = 0
+    _compact_slots(short, width, sidx, sdata, optr, oidx, odata)
+    del sidx, sdata
+    if over.size:
+        w2 = int(cnt[over].max())
+        c2 = np.zeros(over.size, np.int64)
+        i2 = np.empty(over.size * w2, idx_dtype)
+        d2 = np.empty(over.size * w2, np.float32)
+        _jaccard_cut(rows[over], vp, vi, vd, tp, ti, td, ncols, max(1, min(over.size, nchunks)),
+                     thr, w2, c2, i2, d2)
+        for t, r in enumerate(over):
+            oidx[optr[r]:optr[r + 1]] = i2[t * w2:t * w2 + c2[t]]
+            odata[optr[r]:optr[r + 1]] = d2[t * w2:t * w2 + c2[t]]
+    return cnt, oidx, odata
 
 
 def jaccard_rows(v_qe: sp.csr_matrix, rows: np.ndarray, columns: sp.csr_matrix | None = None
@@ -488,25 +716,25 @@ def _jaccard_streamed(v_qe: sp.csr_matrix, block_rows: int, max_distance: float 
     td = inv.data.astype(np.float64, copy=False)
     nchunks_max = 8 * numba.get_num_threads()
     idx_dtype = np.int32 if n < 2**31 else np.int64
+    thr = None if max_distance is None else _float32_threshold(max_distance)
     parts_idx, parts_data, counts = [], [], np.zeros(n, np.int64)
     for a in progress(range(0, n, block_rows), desc=f"Jaccard distance streamed (N={n})"):
         rows = np.arange(a, min(n, a + block_rows), dtype=np.int64)
         nchunks = max(1, min(rows.size, nchunks_max))
-        cnt = _jaccard_count(rows, v_qe.indptr, v_qe.indices, inv.indptr, inv.indices, n,
-                             nchunks)
-        optr = np.zeros(rows.size + 1, np.int64)
-        np.cumsum(cnt, out=optr[1:])
-        oidx = np.empty(optr[-1], idx_dtype)
-        odata = np.empty(optr[-1], np.float32)
-        _jaccard_fill(rows, v_qe.indptr, v_qe.indices, vd, inv.indptr, inv.indices, td, n,
-                      nchunks, optr, oidx, odata)
-        row_of = np.repeat(rows, cnt)
-        diag = oidx == row_of
-        odata[diag] = 0.0
-        if max_distance is not None:
-            keep = (odata <= max_distance) | diag
-            oidx, odata = oidx[keep], odata[keep]
-            cnt = np.bincount(row_of[keep] - a, minlength=rows.size)
+        if max_distance is not None:  # one pass, only the kept entries sorted
+            cnt, oidx, odata = _jaccard_block_cut(rows, v_qe.indptr, v_qe.indices, vd,
+                                                  inv.indptr, inv.indices, td, n, nchunks,
+                                                  thr, idx_dtype)
+        else:
+            cnt = _jaccard_count(rows, v_qe.indptr, v_qe.indices, inv.indptr, inv.indices, n,
+                                 nchunks)
+            optr = np.zeros(rows.size + 1, np.int64)
+            np.cumsum(cnt, out=optr[1:])
+            oidx = np.empty(optr[-1], idx_dtype)
+            odata = np.empty(optr[-1], np.float32)
+            _jaccard_fill(rows, v_qe.indptr, v_qe.indices, vd, inv.indptr, inv.indices, td, n,
+                          nchunks, optr, oidx, odata)
+            odata[oidx == np.repeat(rows, cnt)] = 0.0
         parts_idx.append(oidx)
         parts_data.append(odata)
         counts[rows] = cnt

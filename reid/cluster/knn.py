@@ -27,8 +27,10 @@ nlist. ``nprobe >= nlist`` scans every list, i.e. an exact search (same neighbou
 N nprobe / nlist (list scan), i.e. O(sqrt(N)) with the rule, against O(N) for the exact search.
 
 Memory of the IVF search (bytes per image, D = feature dimension, k neighbours): engine
-"blas": 12 k (running top-k ids + distances) + 12 nprobe (probe lists and their inverse), the
-features read in place (float16 input stays float16); engine "faiss": an index of 4 D (flat) /
+"blas": 12 k (running top-k ids + distances) + 12 nprobe (probe lists and their inverse) + 8
+(the rows sorted by list), the features read in place (float16 input stays float16; a list's
+members and a chunk of at most 8,192 queries are gathered as float32), plus a fixed 16 MiB
+tile of dot products reused for every list; engine "faiss": an index of 4 D (flat) /
 2 D (``fp16``) / m (PQ, m sub-quantisers) + 8 (ids), plus 12 k of results. Queries and
 additions go in blocks of ``block`` rows, so no other (N, D) float32 copy is made.
 """
@@ -38,6 +40,7 @@ import logging
 
 import numpy as np
 import torch
+from numba import njit, prange
 
 from reid.utils.progress import progress
 
@@ -226,12 +229,44 @@ def _train_centroids(store: np.ndarray, nlist: int, seed: int, train_size: int,
     return np.ascontiguousarray(km.centroids, dtype=np.float32)
 
 
+@njit(parallel=True, cache=True)
+def _merge_list(best_d, best_i, q_ids, gram, sq_q, sq_x, x_ids):
+    """In place, for every row r of the (R, L) tile ``gram`` of the dot products of the
+    queries ``q_ids`` with the list members ``x_ids``: insert the members whose distance
+    (||q||^2 + ||x||^2) - 2 q.x (float32, like the exact search; ``sq_q`` / ``sq_x`` the
+    squared norms of the rows and columns) is below the query's current
+    k-th into its ascending running list ``best_d[q]`` / ``best_i[q]`` (a query occurs once per
+    tile, so the rows are independent)."""
+    k = best_d.shape[1]
+    two = np.float32(2.0)
+    for r in prange(q_ids.shape[0]):
+        q = q_ids[r]
+        s_q = sq_q[r]
+        worst = best_d[q, k - 1]
+        for c in range(x_ids.shape[0]):
+            d = (s_q + sq_x[c]) - two * gram[r, c]
+            if d < worst:
+                p = k - 1
+                while p > 0 and best_d[q, p - 1] > d:
+                    best_d[q, p] = best_d[q, p - 1]
+                    best_i[q, p] = best_i[q, p - 1]
+                    p -= 1
+                best_d[q, p] = d
+                best_i[q, p] = x_ids[c]
+                worst = best_d[q, k - 1]
+
+
 def _ivf_blas(store: np.ndarray, k: int, nlist: int, nprobe: int, seed: int, train_size: int,
-              block: int) -> tuple[np.ndarray, np.ndarray]:
+              block: int, max_tile: int = 1 << 22, max_rows: int = 8192
+              ) -> tuple[np.ndarray, np.ndarray]:
     """All-pairs IVF search with matrix products: every list is scanned once for all the
-    queries that probe it (one GEMM per list), and the candidates are merged into running
-    (N, k) top-k arrays. Same candidates as a faiss IVF-Flat search with the same centroids;
-    the distances are ||q||^2 + ||x||^2 - 2 q.x like the exact search."""
+    queries that probe it (one GEMM per list and query chunk of at most ``max_rows`` queries
+    and ``max_tile`` products, into one reused buffer), and a numba kernel inserts the tile's
+    candidates into running (N, k) top-k arrays (only those below a query's current k-th
+    distance move anything; the previous version merged every list with torch.cat + topk).
+    Same candidates as a faiss IVF-Flat search with the same centroids; the distances are
+    ||q||^2 + ||x||^2 - 2 q.x like the exact search. Rows are gathered with numpy (a list's
+    members once, the queries per chunk); no copy of the whole store is made."""
     n = store.shape[0]
     centroids = _train_centroids(store, nlist, seed, train_size)
     coarse = faiss.IndexFlatL2(centroids.shape[1])
@@ -247,28 +282,33 @@ def _ivf_blas(store: np.ndarray, k: int, nlist: int, nprobe: int, seed: int, tra
     by_list = np.argsort(flat, kind="stable")  # positions in probes, grouped by list
     q_ptr = np.searchsorted(flat[by_list], np.arange(nlist + 1))
     del probes, flat, lists
-    feats = torch.from_numpy(np.ascontiguousarray(store))
-    sq = torch.empty(n)
+    sq = np.empty(n, np.float32)
     for a in range(0, n, block):
-        xb = feats[a:a + block].float()
+        xb = np.asarray(store[a:a + block], np.float32)
         sq[a:a + block] = (xb * xb).sum(1)
-    best_d = torch.full((n, k), float("inf"))
-    best_i = torch.full((n, k), -1, dtype=torch.int64)
+    best_d = np.full((n, k), np.inf, np.float32)
+    best_i = np.full((n, k), -1, np.int64)
+    tile = torch.empty(max(max_tile, int(np.diff(m_ptr).max())))  # reused, no fresh pages
+    q_rows = np.empty((min(n, max_rows), store.shape[1]), np.float32)
     for lst in progress(range(nlist), desc=f"kNN IVF (k={k}, N={n}, nprobe={nprobe})"):
-        x_ids = torch.from_numpy(members[m_ptr[lst]:m_ptr[lst + 1]])
-        if x_ids.numel() == 0:
+        x_ids = members[m_ptr[lst]:m_ptr[lst + 1]]
+        if x_ids.size == 0:
             continue
-        q_all = torch.from_numpy(by_list[q_ptr[lst]:q_ptr[lst + 1]] // nprobe)
-        xl = feats[x_ids].float()
-        for c in range(0, q_all.numel(), block):
-            q_ids = q_all[c:c + block]
-            d = sq[q_ids, None] + sq[None, x_ids] - 2.0 * (feats[q_ids].float() @ xl.T)
-            cat_d = torch.cat([best_d[q_ids], d], dim=1)  # one top-k merges the list in
-            cat_i = torch.cat([best_i[q_ids], x_ids.expand(q_ids.numel(), -1)], dim=1)
-            v, p = torch.topk(cat_d, k, dim=1, largest=False, sorted=True)
-            best_d[q_ids] = v
-            best_i[q_ids] = torch.gather(cat_i, 1, p)
-    return best_d.numpy(), best_i.numpy()
+        q_all = by_list[q_ptr[lst]:q_ptr[lst + 1]] // nprobe
+        xl = torch.from_numpy(np.take(store, x_ids, axis=0).astype(np.float32, copy=False))
+        sq_x = sq[x_ids]
+        step = max(1, min(max_rows, max_tile // x_ids.size))
+        for c in range(0, q_all.size, step):
+            q_ids = q_all[c:c + step]
+            xq = q_rows[:q_ids.size]
+            if store.dtype == np.float32:
+                np.take(store, q_ids, axis=0, out=xq)
+            else:
+                xq[:] = store[q_ids]
+            gram = tile[:q_ids.size * x_ids.size].view(q_ids.size, x_ids.size)
+            torch.mm(torch.from_numpy(xq), xl.T, out=gram)
+            _merge_list(best_d, best_i, q_ids, gram.numpy(), sq[q_ids], sq_x, x_ids)
+    return best_d, best_i
 
 
 def _ivf_faiss(store: np.ndarray, k: int, nlist: int, nprobe: int, dev: torch.device,
