@@ -430,6 +430,26 @@ def _jaccard_count(rows, vp, vi, tp, ti, ncols, nchunks):
     return counts
 
 
+@njit(cache=True)
+def _accumulate_row(i, vp, vi, vd, tp, ti, td, acc, mark, touched):
+    """Row ``i`` of ``sum_k min(V[i, k], V[j, k])`` (``V`` as CSR ``vp / vi / vd``, its
+    transpose as ``tp / ti / td``) added into ``acc[j]``; the columns j met are marked in
+    ``mark`` and listed in ``touched`` in order of first touch. Returns their count."""
+    nt = 0
+    for a in range(vp[i], vp[i + 1]):
+        k = vi[a]
+        vik = vd[a]
+        for b in range(tp[k], tp[k + 1]):
+            j = ti[b]
+            if not mark[j]:
+                mark[j] = True
+                touched[nt] = j
+                nt += 1
+            vjk = td[b]
+            acc[j] += vik if vik < vjk else vjk
+    return nt
+
+
 @njit(parallel=True, cache=True)
 def _jaccard_fill(rows, vp, vi, vd, tp, ti, td, ncols, nchunks, optr, oidx, odata):
     nr = rows.shape[0]
@@ -438,19 +458,7 @@ def _jaccard_fill(rows, vp, vi, vd, tp, ti, td, ncols, nchunks, optr, oidx, odat
         mark = np.zeros(ncols, np.bool_)
         touched = np.empty(ncols, np.int64)
         for r in range(c * nr // nchunks, (c + 1) * nr // nchunks):
-            i = rows[r]
-            nt = 0
-            for a in range(vp[i], vp[i + 1]):
-                k = vi[a]
-                vik = vd[a]
-                for b in range(tp[k], tp[k + 1]):
-                    j = ti[b]
-                    if not mark[j]:
-                        mark[j] = True
-                        touched[nt] = j
-                        nt += 1
-                    vjk = td[b]
-                    acc[j] += vik if vik < vjk else vjk
+            nt = _accumulate_row(rows[r], vp, vi, vd, tp, ti, td, acc, mark, touched)
             order = np.sort(touched[:nt])
             s = optr[r]
             for t in range(nt):
@@ -480,18 +488,7 @@ def _jaccard_cut(rows, vp, vi, vd, tp, ti, td, ncols, nchunks, thr, width, cnt, 
         kept = np.empty(ncols, np.int64)
         for r in range(c * nr // nchunks, (c + 1) * nr // nchunks):
             i = rows[r]
-            nt = 0
-            for a in range(vp[i], vp[i + 1]):
-                k = vi[a]
-                vik = vd[a]
-                for b in range(tp[k], tp[k + 1]):
-                    j = ti[b]
-                    if not mark[j]:
-                        mark[j] = True
-                        touched[nt] = j
-                        nt += 1
-                    vjk = td[b]
-                    acc[j] += vik if vik < vjk else vjk
+            nt = _accumulate_row(i, vp, vi, vd, tp, ti, td, acc, mark, touched)
             nk = 0
             for t in range(nt):
                 j = touched[t]
