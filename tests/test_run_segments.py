@@ -41,6 +41,21 @@ def test_a_segment_stopped_at_the_limit_is_resumed_and_the_wall_times_add_up(tmp
     assert wall == {"seconds": sum(segments), "segments": 2} and segments[0] >= 1.8
 
 
+def test_a_trainer_stopped_by_hand_is_a_stopped_segment_not_a_failure(tmp_path):
+    """``kill -INT`` on the trainer (its handler exits 130) between two driver calls: the
+    segment is recorded and the next call resumes, as after the time limit."""
+    out = tmp_path / "run"
+    out.mkdir()
+    script = tmp_path / "interrupted_train.py"
+    script.write_text("import sys\nfrom pathlib import Path\n"
+                      "(Path(sys.argv[1]) / 'last.pth').write_text('x')\nsys.exit(130)\n")
+    assert train_in_segments([sys.executable, str(script), str(out)], out, tmp_path) is False
+    assert len(json.loads((out / "segments.json").read_text())) == 1
+    assert not (out / "wall_time.json").exists()
+    assert train_in_segments(_command(tmp_path, out), out, tmp_path, max_minutes=0.5) is True
+    assert (out / "argv.txt").read_text().splitlines() == ["--resume"]
+
+
 def test_train_pending_skips_finished_runs_and_stops_at_the_first_limit(tmp_path, capsys):
     done, slow, later = (tmp_path / n for n in ("done", "slow", "later"))
     for out in (done, slow, later):

@@ -89,21 +89,32 @@ def collect_runs(runs: Mapping[str, tuple[Path, str, str]], snapshot: Path | Non
     return found
 
 
+# exit statuses of a trainer stopped by SIGINT (its handler exits 130; killed by it: -2)
+_SIGINT_EXITS = (130, -signal.SIGINT)
+
+
+def _append_segment(path: Path, segments: list[float], seconds: float) -> None:
+    segments.append(seconds)
+    path.write_text(json.dumps(segments), encoding="utf-8")
+
+
 def train_in_segments(command: Sequence[str], out: Path, cwd: Path,
                       max_minutes: float | None = None) -> bool:
     """Run one training ``command`` (a ``tools/train.py`` argument list) for at most
     ``max_minutes``, resuming it from ``out/last.pth`` when an earlier segment left one.
 
     A segment that reaches the limit gets SIGINT (the trainer finishes a checkpoint write in
-    progress and exits; the epoch under way is lost and redone by the next segment). Each
+    progress and exits; the epoch under way is lost and redone by the next segment); a trainer
+    stopped by a SIGINT from elsewhere (Ctrl-C, ``kill -INT``) counts as a stopped segment too. Each
     segment's wall time is appended to ``out/segments.json``; when the training finishes,
     ``out/wall_time.json`` gets their sum. Its console goes to ``out/stdout.txt``.
 
     Returns:
-        True when the run finished, False when this segment stopped at the limit.
+        True when the run finished, False when this segment stopped at the limit or by a
+        SIGINT.
 
     Raises:
-        RuntimeError: the training failed (neither finished nor stopped by the limit).
+        RuntimeError: the training failed (neither finished nor stopped by a SIGINT).
     """
     out.mkdir(parents=True, exist_ok=True)
     segments_file = out / "segments.json"
@@ -116,14 +127,15 @@ def train_in_segments(command: Sequence[str], out: Path, cwd: Path,
         proc = subprocess.Popen(args, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
         try:
             proc.wait(timeout=None if max_minutes is None else 60 * max_minutes)
-            stopped = False
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGINT)
             proc.wait()
-            stopped = True
-    segments.append(time.perf_counter() - start)
-    segments_file.write_text(json.dumps(segments), encoding="utf-8")
-    if stopped:
+        except KeyboardInterrupt:  # Ctrl-C reached the trainer too: let it finish its write
+            proc.wait()
+            _append_segment(segments_file, segments, time.perf_counter() - start)
+            raise
+    _append_segment(segments_file, segments, time.perf_counter() - start)
+    if proc.returncode in _SIGINT_EXITS:  # stopped at the limit or interrupted by hand
         return False
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} failed (exit {proc.returncode}); see "
