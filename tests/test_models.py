@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import re
 
 import pytest
 import torch
@@ -39,8 +40,9 @@ def _bn_modules(model: nn.Module) -> dict[str, nn.Module]:
 
 
 @pytest.mark.parametrize("arch,channels", [
-    ("resnet18", 512), ("resnet34", 512), ("resnet50", 2048), ("resnet101", 2048),
-    ("resnet50_ibn_a", 2048), ("resnet101_ibn_a", 2048), ("mobilenet_v2", 1280),
+    ("resnet10", 512), ("resnet18", 512), ("resnet34", 512), ("resnet50", 2048),
+    ("resnet101", 2048), ("resnet50_ibn_a", 2048), ("resnet101_ibn_a", 2048),
+    ("mobilenet_v2", 1280),
 ])
 def test_backbone_shapes_and_last_stride(arch: str, channels: int) -> None:
     x = torch.randn(2, 3, H, W)
@@ -48,10 +50,20 @@ def test_backbone_shapes_and_last_stride(arch: str, channels: int) -> None:
     assert net.out_channels == channels
     with torch.no_grad():
         assert net(x).shape == (2, channels, H // 16, W // 16)
-    if arch in ("resnet18", "resnet50", "mobilenet_v2"):
+    if arch in ("resnet10", "resnet18", "resnet50", "mobilenet_v2"):
         net = BACKBONE_REGISTRY.get(arch)(last_stride=2).eval()
         with torch.no_grad():
             assert net(x).shape == (2, channels, H // 32, W // 32)
+
+
+def test_resnet10_is_resnet18_with_one_block_per_stage() -> None:
+    r10 = BACKBONE_REGISTRY.get("resnet10")().state_dict()
+    r18 = BACKBONE_REGISTRY.get("resnet18")().state_dict()
+    assert [len(getattr(BACKBONE_REGISTRY.get("resnet10")(), f"layer{i}")) for i in range(1, 5)] \
+        == [1, 1, 1, 1]
+    # the first block of every stage, downsampling included, is ResNet-18's, key for key
+    assert set(r10) == {k for k in r18 if not re.match(r"layer\d\.1\.", k)}
+    assert all(r10[k].shape == r18[k].shape for k in r10)
 
 
 def test_ibn_a_layout_and_normalisation() -> None:

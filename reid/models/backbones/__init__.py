@@ -10,6 +10,7 @@ from reid.models.backbones.registry import BACKBONE_REGISTRY
 from reid.models.backbones.resnet import (
     IBN,
     ResNetBackbone,
+    resnet10,
     resnet18,
     resnet34,
     resnet50,
@@ -24,6 +25,7 @@ __all__ = [
     "MobileNetV2Backbone",
     "ResNetBackbone",
     "mobilenet_v2",
+    "resnet10",
     "resnet18",
     "resnet34",
     "resnet50",
