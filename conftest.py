@@ -26,16 +26,18 @@ def load_script() -> Callable[[Path], ModuleType]:
 
 @pytest.fixture
 def write_run() -> Callable[..., Path]:
-    """``write(logs, name, metrics, labels, seconds)``: the files a finished ``tools/train.py``
-    run leaves for the report scripts, in ``logs/name``: ``metrics.jsonl`` and ``labels.jsonl``
-    (one JSON line per dict) and ``wall_time.json``."""
+    """``write(logs, name, metrics, labels, seconds, segments=None)``: the files a finished
+    ``tools/train.py`` run leaves for the report scripts, in ``logs/name``: ``metrics.jsonl`` and
+    ``labels.jsonl`` (one JSON line per dict) and ``wall_time.json`` (with ``segments`` when
+    given, as :func:`reid.evaluation.runs.train_in_segments` writes it)."""
     def write(logs: Path, name: str, metrics: list[dict], labels: list[dict],
-              seconds: float) -> Path:
+              seconds: float, segments: int | None = None) -> Path:
         out = logs / name
         out.mkdir(parents=True)
         (out / "metrics.jsonl").write_text("".join(json.dumps(m) + "\n" for m in metrics))
         (out / "labels.jsonl").write_text("".join(json.dumps(m) + "\n" for m in labels))
-        (out / "wall_time.json").write_text(json.dumps({"seconds": seconds}))
+        wall = {"seconds": seconds} | ({} if segments is None else {"segments": segments})
+        (out / "wall_time.json").write_text(json.dumps(wall))
         return out
 
     return write

@@ -108,6 +108,12 @@ def _labels(record: dict[str, Any]) -> list[str]:
             f"{last['ari']:.3f}" if "ari" in last else "-"]
 
 
+def _wall(record: dict[str, Any]) -> str:
+    """The wall time in minutes, with the number of segments when there were several."""
+    segments = record.get("segments", 1)
+    return f"{record['minutes']:.1f}" + (f" ({segments} segments)" if segments > 1 else "")
+
+
 def cell_text(method: str, column: str, found: dict[str, dict[str, Any]]) -> str:
     """One cell of the comparison: ``mAP / R1 (wall min)``, "not run yet" or the reason."""
     name = CELLS[(method, column)]
@@ -128,7 +134,9 @@ def report(found: dict[str, dict[str, Any]]) -> str:
         "",
         "Written by `python benchmarks/method_table.py` (do not edit by hand). Cells: target mAP "
         "/ rank-1 in % of the last evaluation (wall time in minutes, data loading, clustering "
-        "and evaluations included). Every cell: ImageNet MobileNetV2 trunk of "
+        "and evaluations included; a run split into resumable segments redoes, after each "
+        "stop, the epoch that was under way, and its wall time counts that epoch twice). Every "
+        "cell: ImageNet MobileNetV2 trunk of "
         f"`../shared/weights`, 128x64 input, the split of `../shared/data/README.md`, {cpu} CPU "
         "with 2 cores, and no dataset-specific prior (the camera-pair topology of CUHK03 is in "
         "the experiment log below). Within a column every method has the same budget:",
@@ -156,7 +164,7 @@ def report(found: dict[str, dict[str, Any]]) -> str:
                          + " - |" * 9)
             continue
         m = _final(r)
-        lines.append(f"| {method} | {column} | `{command(name)}` | {r['minutes']:.1f} | "
+        lines.append(f"| {method} | {column} | `{command(name)}` | {_wall(r)} | "
                      + " | ".join(pct(m[k]) for k in ("mAP", "mINP", "rank1", "rank5", "rank10"))
                      + " | " + " | ".join(_labels(r)) + " |")
     lines += references(found)

@@ -63,18 +63,24 @@ def test_cells_show_results_missing_runs_and_reasons(write_run, table, tmp_path)
     write_run(tmp_path, "supervised_cuhk03",
            [_line(-1, cuhk03_detected=0.005, cuhk01=0.026),
             _line(13, cuhk03_detected=0.20, cuhk01=0.24)], [], 1200)
+    write_run(tmp_path, "usl_cuhk01", [_line(-1, cuhk01=0.025), _line(19, cuhk01=0.07)],
+              [{"epoch": 19, "num_clusters": 90, "num_outliers": 5, "nmi": 0.7, "ari": 0.1}],
+              1500, segments=2)
     found = table.collect(tmp_path)
-    assert list(found) == ["supervised_cuhk03", "usl_cuhk03"]
+    assert list(found) == ["supervised_cuhk03", "usl_cuhk03", "usl_cuhk01"]
     text = table.report(found)
     comparison = text.split("### Every cell")[0]
     rows = {r.split(" | ")[0].lstrip("| "): r for r in comparison.splitlines()
             if r.startswith("| ")}
     spcl = rows["SpCL"].split(" | ")
-    assert spcl[1] == "**12.0** / 6.0 (50 min)" and spcl[2] == "not run yet"
+    assert spcl[1] == "**12.0** / 6.0 (50 min)" and spcl[2] == "**7.0** / 3.5 (25 min)"
+    assert spcl[3] == "not run yet |"
     assert "no UDA variant" in rows["Cluster Contrast"]
     every = [r for r in text.splitlines() if r.startswith("| SpCL | USL CUHK03 |")][0]
     assert ("`python tools/train.py --config-file configs/real/usl_cuhk03.yaml` | 50.0 | 12.0 | "
             "6.0 | 6.0 | 12.0 | 12.0 | 300 | 20 | 0.800 | 0.400 |") in every
+    every01 = [r for r in text.splitlines() if r.startswith("| SpCL | USL CUHK01 |")][0]
+    assert "usl_cuhk01.yaml` | 25.0 (2 segments) | 7.0 | 3.5 |" in every01
     assert ("| supervised_cuhk03 (direct transfer) | cuhk01 | `python tools/train.py "
             "--config-file configs/real/supervised_cuhk03.yaml` | 20.0 | 24.0 | 12.0 |") in text
     assert "| ImageNet trunk, no training | cuhk03_detected | (initial evaluation) | - | 0.5 |" \

@@ -54,12 +54,14 @@ def target_metrics(line: Mapping[str, Any], dataset: str) -> dict[str, float | N
 def run_record(out: Path, kind: str, target: str) -> dict[str, Any] | None:
     """The record of the finished run in ``out`` (None when it has no evaluation or no
     ``wall_time.json``, i.e. it did not finish): ``kind`` and ``target`` as given, ``metrics``
-    and ``labels`` (the JSON lines), ``minutes`` (wall time) and ``camera_bn_flipped``
+    and ``labels`` (the JSON lines), ``minutes`` (wall time), ``segments`` (how many
+    resumable segments it ran in) and ``camera_bn_flipped``
     (``{"on"|"off": eval.json}`` of ``out/camera_bn_<setting>/``, the checkpoint evaluated with
     the other ``TEST.CAMERA_BN`` setting, where present)."""
     metrics, wall = read_jsonl(out / "metrics.jsonl"), out / "wall_time.json"
     if not metrics or not wall.is_file():
         return None
+    wall_time = json.loads(wall.read_text(encoding="utf-8"))
     flipped = {}
     for setting in ("on", "off"):
         eval_json = out / f"camera_bn_{setting}" / "eval.json"
@@ -68,7 +70,7 @@ def run_record(out: Path, kind: str, target: str) -> dict[str, Any] | None:
     return {
         "kind": kind, "target": target, "metrics": metrics, "camera_bn_flipped": flipped,
         "labels": read_jsonl(out / "labels.jsonl"),
-        "minutes": json.loads(wall.read_text(encoding="utf-8"))["seconds"] / 60,
+        "minutes": wall_time["seconds"] / 60, "segments": wall_time.get("segments", 1),
     }
 
 
