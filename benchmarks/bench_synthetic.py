@@ -6,7 +6,7 @@ the mAP / rank-1 on the domain A and B test sets of HSV colour histograms of 6 h
 stripes (a classic hand-made re-ID feature, computed here), which must stay below 0.3 (else the
 data is too easy), next to a random-feature reference; the same histogram on the central person
 region shows that the clothing colours do carry identity once the camera background is removed;
-and the domain gap: mAP on domain B's test set of the demo's ResNet-18 trained with labels on A
+and the domain gap: mAP on domain B's test set of the demo's model trained with labels on A
 against the same model trained with labels on B (same budget).
 
     python benchmarks/bench_synthetic.py [--ids 100] [--cams 4] [--train-epochs 10]
@@ -60,9 +60,10 @@ def rank_metrics(query, gallery, feat) -> tuple[float, float]:
 
 
 def supervised_map(root: str, train: str, test: str, epochs: int) -> float:
-    """mAP on ``synthetic_person_<test>`` of the demo's ResNet-18 (64x32, random init) trained
-    with labels (cross-entropy + triplet) on ``synthetic_person_<train>`` with ``tools/train.py``'s
-    entry point; the sets are generated under ``root`` with the registry's defaults."""
+    """mAP on ``synthetic_person_<test>`` of the demo's model (ResNet-10, 64x32, random init)
+    trained with labels (cross-entropy + triplet) on ``synthetic_person_<train>`` with
+    ``tools/train.py``'s entry point; the sets are generated under ``root`` with the registry's
+    defaults."""
     from reid.engine.cli import train_main
 
     out = Path(root) / f"sup_{train}_{test}"

@@ -2,7 +2,7 @@
 
 Every helper is reached through a fixture (no test file imports another test file):
 
-- ``tiny``: the CPU-sized config overrides of the end-to-end runs (ResNet-18 at 32x16, two
+- ``tiny``: the CPU-sized config overrides of the end-to-end runs (ResNet-10 at 32x16, two
   iterations of 8 images, tiny synthetic sets of 12 identities and 2 cameras);
 - ``tiny_root`` / ``tiny_root_4cams``: data roots holding the tiny synthetic sets, generated once
   per session and shared **read-only** (a test that changes data copies it or uses ``tmp_path``);
@@ -24,7 +24,7 @@ from torch import nn
 
 # ------------------------------------------------------------------ tiny end-to-end overrides
 TINY: tuple[str, ...] = (
-    "MODEL.ARCH", "resnet18", "INPUT.SIZE_TRAIN", "[32, 16]", "INPUT.SIZE_TEST", "[32, 16]",
+    "MODEL.ARCH", "resnet10", "INPUT.SIZE_TRAIN", "[32, 16]", "INPUT.SIZE_TEST", "[32, 16]",
     "INPUT.PADDING", "2", "DATASETS.SYNTHETIC.IDS", "12", "DATASETS.SYNTHETIC.CAMS", "2",
     "DATASETS.SYNTHETIC.SIZE", "[64, 32]", "DATALOADER.NUM_WORKERS", "0",
     "DATALOADER.NUM_INSTANCES", "2", "SOLVER.IMS_PER_BATCH", "8", "SOLVER.ITERS", "2",

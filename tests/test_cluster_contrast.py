@@ -237,9 +237,9 @@ def test_configuration_errors(tiny, tiny_root, tmp_path, extra, match):
 def test_demo_beats_the_initial_model(demo_root, tmp_path):
     """``configs/demo/usl_synthetic_cc.yaml`` (as ``tools/train.py`` runs it) shortened to 2
     epochs (no lr step), evaluated before and after, on the session's demo data. Measured with
-    these arguments: seed 1 13.4% -> 21.8% mAP (rank-1 26.3 -> 34.0%; an earlier run 19.9%,
-    rank-1 34.3%), seed 2 11.8% -> 23.3% (21.3 -> 37.7%). The earlier 3 epochs (step at 2):
-    21.7% / 22.9%; 4 epochs: 24.1% / 26.7%."""
+    these arguments (ResNet-10): seed 1 14.6% -> 23.6% mAP (rank-1 29.0 -> 38.3%), seed 2
+    10.9% -> 22.7% (19.3 -> 35.3%). With the earlier ResNet-18 demo: 13.4% -> 21.8% / 11.8% ->
+    23.3%."""
     from reid.engine import cli
 
     out = tmp_path / "cc"

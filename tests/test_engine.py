@@ -84,7 +84,8 @@ def test_video_usl_runs_through_trainer_and_test_tool(tiny, tiny_root, tmp_path)
     clustering, evaluation with all frames in clips averaged) and tools/test.py reproduces the
     last evaluation from the checkpoint."""
     video = ["--config-file", "configs/video/usl_synthetic_video.yaml", *tiny,
-             "DATASETS.ROOT", tiny_root, "MODEL.ARCH", "video_resnet2d_avg_tiny",
+             "DATASETS.ROOT", tiny_root, "MODEL.ARCH", "video_resnet2d_avg",
+             "MODEL.VIDEO.FRAME_TRUNK", "resnet10",
              "INPUT.SEQ_LEN", "2", "TEST.IMS_PER_BATCH", "8"]
     out = tmp_path / "video"
     cli.train_main([*video, "OUTPUT_DIR", str(out), "SOLVER.MAX_EPOCHS", "1",

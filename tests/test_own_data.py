@@ -21,7 +21,7 @@ from reid.engine import cli
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = [
-    "MODEL.ARCH", "resnet18", "INPUT.SIZE_TRAIN", "[32, 16]", "INPUT.SIZE_TEST", "[32, 16]",
+    "MODEL.ARCH", "resnet10", "INPUT.SIZE_TRAIN", "[32, 16]", "INPUT.SIZE_TEST", "[32, 16]",
     "INPUT.PADDING", "2", "DATALOADER.NUM_WORKERS", "0", "SOLVER.IMS_PER_BATCH", "8",
     "SOLVER.ITERS", "1", "SOLVER.WARMUP_EPOCHS", "0", "SOLVER.AMP", "False",
     "TEST.IMS_PER_BATCH", "64", "CLUSTER.K1", "6", "CLUSTER.K2", "2", "CLUSTER.MIN_SAMPLES", "2",

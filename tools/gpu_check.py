@@ -41,12 +41,10 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
-# a tiny synthetic USL run (like tests/test_engine.py's TINY): ResNet-18 at 32 x 16, 2 iterations
+# a tiny synthetic USL run (like tests/conftest.py's TINY): ResNet-10 at 32 x 16, 2 iterations
 TINY_TRAIN = [
-    "MODEL.ARCH", "resnet18", "INPUT.SIZE_TRAIN", "[32, 16]", "INPUT.SIZE_TEST", "[32, 16]",
+    "MODEL.ARCH", "resnet10", "INPUT.SIZE_TRAIN", "[32, 16]", "INPUT.SIZE_TEST", "[32, 16]",
     "INPUT.PADDING", "2", "DATASETS.SYNTHETIC.IDS", "12", "DATASETS.SYNTHETIC.CAMS", "2",
     "DATASETS.SYNTHETIC.SIZE", "[64, 32]", "DATALOADER.NUM_WORKERS", "0",
     "DATALOADER.NUM_INSTANCES", "2", "SOLVER.IMS_PER_BATCH", "8", "SOLVER.ITERS", "2",
