@@ -60,7 +60,7 @@ def rank_metrics(query, gallery, feat) -> tuple[float, float]:
 
 
 def supervised_map(root: str, train: str, test: str, epochs: int) -> float:
-    """mAP on ``synthetic_person_<test>`` of the demo's model (ResNet-10, 64x32, random init)
+    """mAP on ``synthetic_person_<test>`` of the demo's model (ResNet-10 at half width, random init)
     trained with labels (cross-entropy + triplet) on ``synthetic_person_<train>`` with
     ``tools/train.py``'s entry point; the sets are generated under ``root`` with the registry's
     defaults."""

@@ -40,8 +40,8 @@ def _bn_modules(model: nn.Module) -> dict[str, nn.Module]:
 
 
 @pytest.mark.parametrize("arch,channels", [
-    ("resnet10", 512), ("resnet18", 512), ("resnet34", 512), ("resnet50", 2048),
-    ("resnet101", 2048), ("resnet50_ibn_a", 2048), ("resnet101_ibn_a", 2048),
+    ("resnet10_half", 256), ("resnet10", 512), ("resnet18", 512), ("resnet34", 512),
+    ("resnet50", 2048), ("resnet101", 2048), ("resnet50_ibn_a", 2048), ("resnet101_ibn_a", 2048),
     ("mobilenet_v2", 1280),
 ])
 def test_backbone_shapes_and_last_stride(arch: str, channels: int) -> None:
@@ -50,7 +50,7 @@ def test_backbone_shapes_and_last_stride(arch: str, channels: int) -> None:
     assert net.out_channels == channels
     with torch.no_grad():
         assert net(x).shape == (2, channels, H // 16, W // 16)
-    if arch in ("resnet10", "resnet18", "resnet50", "mobilenet_v2"):
+    if arch in ("resnet10_half", "resnet10", "resnet18", "resnet50", "mobilenet_v2"):
         net = BACKBONE_REGISTRY.get(arch)(last_stride=2).eval()
         with torch.no_grad():
             assert net(x).shape == (2, channels, H // 32, W // 32)
@@ -64,6 +64,31 @@ def test_resnet10_is_resnet18_with_one_block_per_stage() -> None:
     # the first block of every stage, downsampling included, is ResNet-18's, key for key
     assert set(r10) == {k for k in r18 if not re.match(r"layer\d\.1\.", k)}
     assert all(r10[k].shape == r18[k].shape for k in r10)
+
+
+def test_resnet10_half_is_resnet10_at_half_width_with_torchvision_init() -> None:
+    torch.manual_seed(0)
+    half = BACKBONE_REGISTRY.get("resnet10_half")()
+    full = BACKBONE_REGISTRY.get("resnet10")().state_dict()
+    sd = half.state_dict()
+    assert set(sd) == set(full)
+    for k, v in sd.items():  # every width halved, the RGB input and the kernel sizes kept
+        want = list(full[k].shape)
+        if want:
+            want[0] //= 2
+        if len(want) == 4 and want[1] != 3:
+            want[1] //= 2
+        assert list(v.shape) == want, k
+    convs = [m for m in half.modules() if isinstance(m, nn.Conv2d)]
+    ref = [m for m in BACKBONE_REGISTRY.get("resnet10")().modules() if isinstance(m, nn.Conv2d)]
+    assert [(c.kernel_size, c.stride, c.padding) for c in convs] \
+        == [(c.kernel_size, c.stride, c.padding) for c in ref]
+    # torchvision's init: Kaiming-normal (fan_out) convolutions, BN weight 1 and bias 0
+    w = half.layer4[0].conv1.weight
+    fan_out = w.shape[0] * w.shape[2] * w.shape[3]
+    assert float(w.detach().std()) == pytest.approx((2.0 / fan_out) ** 0.5, rel=0.02)
+    bns = [m for m in half.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert all(bool((b.weight == 1).all()) and bool((b.bias == 0).all()) for b in bns)
 
 
 def test_ibn_a_layout_and_normalisation() -> None:

@@ -2,8 +2,9 @@
 
 The trunk keeps torchvision's module names (``conv1``, ``bn1``, ``layer1`` ... ``layer4``) and
 drops ``avgpool``/``fc``, so a torchvision ResNet state dict loads with only ``fc.*`` unexpected.
-ResNet-10 (one basic block per stage, as in He et al., CVPR 2016, Table 1 with [1, 1, 1, 1]) has no
-ImageNet weights here; it is the CPU trunk of the synthetic demos and the learning tests.
+ResNet-10 (one basic block per stage, as in He et al., CVPR 2016, Table 1 with [1, 1, 1, 1]) and
+its half-width variant have no ImageNet weights here; they are the CPU trunks of the tiny
+end-to-end tests, the synthetic demos and their learning tests.
 ResNet-50/101 are torchvision's "v1.5" (stride on the 3x3 convolution of a bottleneck).
 """
 from __future__ import annotations
@@ -91,6 +92,40 @@ def resnet10(last_stride: int = 1) -> ResNetBackbone:
     about 2.6x cheaper per training step at 64x32 on a CPU."""
     def factory(weights: None = None) -> torchvision.models.ResNet:
         return torchvision.models.ResNet(torchvision.models.resnet.BasicBlock, [1, 1, 1, 1])
+
+    return _resnet(factory, last_stride)
+
+
+def _basic_resnet(layers: list[int], width: int) -> torchvision.models.ResNet:
+    """A torchvision ``ResNet`` of basic blocks with ``layers`` blocks per stage and stage widths
+    ``width x (1, 2, 4, 8)`` (torchvision: 64), initialised as torchvision initialises it
+    (Kaiming-normal convolutions, BN weight 1 and bias 0)."""
+    net = torchvision.models.ResNet(torchvision.models.resnet.BasicBlock, layers)
+    if width == 64:
+        return net
+    net.inplanes = width
+    net.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)
+    net.bn1 = nn.BatchNorm2d(width)
+    for stage, blocks in enumerate(layers):
+        setattr(net, f"layer{stage + 1}", net._make_layer(
+            torchvision.models.resnet.BasicBlock, width * 2 ** stage, blocks,
+            stride=1 if stage == 0 else 2))
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.constant_(m.weight, 1)
+            nn.init.constant_(m.bias, 0)
+    return net
+
+
+@BACKBONE_REGISTRY.register()
+def resnet10_half(last_stride: int = 1) -> ResNetBackbone:
+    """ResNet-10 at half width (stages of 32, 64, 128 and 256 channels; 256 out): about 3.3x
+    cheaper per training step than ResNet-10 at 64x32 on a CPU, where the 512-channel 3x3
+    convolutions of ResNet-10's last stage take about 40% of a step."""
+    def factory(weights: None = None) -> torchvision.models.ResNet:
+        return _basic_resnet([1, 1, 1, 1], width=32)
 
     return _resnet(factory, last_stride)
 
