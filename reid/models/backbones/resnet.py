@@ -10,6 +10,7 @@ ResNet-50/101 are torchvision's "v1.5" (stride on the 3x3 convolution of a bottl
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import torch
 import torchvision
@@ -86,20 +87,13 @@ def _resnet(factory: Callable[..., torchvision.models.ResNet], last_stride: int,
     return ResNetBackbone(net, last_stride=last_stride)
 
 
-@BACKBONE_REGISTRY.register()
-def resnet10(last_stride: int = 1) -> ResNetBackbone:
-    """ResNet-10 trunk (512 channels): ResNet-18 with one basic block per stage instead of two,
-    about 2.6x cheaper per training step at 64x32 on a CPU."""
-    def factory(weights: None = None) -> torchvision.models.ResNet:
-        return torchvision.models.ResNet(torchvision.models.resnet.BasicBlock, [1, 1, 1, 1])
-
-    return _resnet(factory, last_stride)
-
-
-def _basic_resnet(layers: list[int], width: int) -> torchvision.models.ResNet:
+def _basic_resnet(layers: list[int], width: int, weights: None = None) -> torchvision.models.ResNet:
     """A torchvision ``ResNet`` of basic blocks with ``layers`` blocks per stage and stage widths
     ``width x (1, 2, 4, 8)`` (torchvision: 64), initialised as torchvision initialises it
-    (Kaiming-normal convolutions, BN weight 1 and bias 0)."""
+    (Kaiming-normal convolutions, BN weight 1 and bias 0). Width 64 is torchvision's network
+    as constructed; other widths rebuild the stem and stages with torchvision's ``_make_layer``.
+    ``weights`` is the torchvision factories' argument (none exist for these depths)."""
+    del weights
     net = torchvision.models.ResNet(torchvision.models.resnet.BasicBlock, layers)
     if width == 64:
         return net
@@ -120,14 +114,18 @@ def _basic_resnet(layers: list[int], width: int) -> torchvision.models.ResNet:
 
 
 @BACKBONE_REGISTRY.register()
+def resnet10(last_stride: int = 1) -> ResNetBackbone:
+    """ResNet-10 trunk (512 channels): ResNet-18 with one basic block per stage instead of two,
+    about 2.6x cheaper per training step at 64x32 on a CPU."""
+    return _resnet(partial(_basic_resnet, [1, 1, 1, 1], 64), last_stride)
+
+
+@BACKBONE_REGISTRY.register()
 def resnet10_half(last_stride: int = 1) -> ResNetBackbone:
     """ResNet-10 at half width (stages of 32, 64, 128 and 256 channels; 256 out): about 3.3x
     cheaper per training step than ResNet-10 at 64x32 on a CPU, where the 512-channel 3x3
     convolutions of ResNet-10's last stage take about 40% of a step."""
-    def factory(weights: None = None) -> torchvision.models.ResNet:
-        return _basic_resnet([1, 1, 1, 1], width=32)
-
-    return _resnet(factory, last_stride)
+    return _resnet(partial(_basic_resnet, [1, 1, 1, 1], 32), last_stride)
 
 
 @BACKBONE_REGISTRY.register()
