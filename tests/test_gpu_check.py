@@ -91,3 +91,11 @@ def test_video_check_on_cpu() -> None:
     rows = gpu_check.check_video("cpu")  # bf16 autocast on the CPU: the same code path
     assert [r.path.split()[0] for r in rows] == ["timesformer_tiny", "vivit_m2_tiny"]
     assert all(r.equal == "yes" and "grads finite True" in r.result for r in rows), rows
+
+
+def test_spcl_check_on_cpu_reads_the_losses() -> None:
+    """The bf16 row is judged on the losses of ``train.jsonl``: an empty loss set must not pass
+    or fail silently (it once read ``metrics.jsonl`` only, which holds no loss)."""
+    fp32, amp = gpu_check.check_spcl("cpu")
+    assert fp32.path == "SpCL USL epoch fp32 (cpu)" and "mAP" in fp32.result
+    assert "loss_contrast" in amp.result and amp.equal == "n/a", amp

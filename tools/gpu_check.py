@@ -196,10 +196,10 @@ def _train(device: str, out: Path, data: Path, *extra: str) -> tuple[dict, float
     args = ["--config-file", str(SPCL_CONFIG), *TINY_TRAIN, "DATASETS.ROOT", str(data),
             "OUTPUT_DIR", str(out), "DEVICE", device, *extra]
     _, sec = _timed(lambda: train_main(args))
-    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
-    merged: dict = {}
-    for line in lines:
-        merged.update(line)
+    merged: dict = {}  # the last evaluation (metrics.jsonl) and the last epoch's mean losses
+    for name in ("metrics.jsonl", "train.jsonl"):
+        for line in (out / name).read_text().splitlines():
+            merged.update(json.loads(line))
     return merged, sec
 
 
