@@ -2,6 +2,8 @@
 distance (issue #27)."""
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -215,3 +217,37 @@ def test_config_keys_reach_the_labeler() -> None:
     np.testing.assert_array_equal(lab, ref)
     with pytest.raises(ValueError, match="kNN method"):
         search_knn(x, 5, method="hnsw")
+
+
+def test_faiss_gpu_probe_fails_cleanly_without_gpu_kernels(caplog) -> None:
+    """The probe runs a faiss GPU search in a child process; here (faiss without a usable GPU)
+    the child fails, the answer is False and the warning says what to install."""
+    knn_mod = importlib.import_module("reid.cluster.knn")  # reid.cluster.knn is a function
+
+    knn_mod.faiss_gpu_kernels_run.cache_clear()
+    try:
+        with caplog.at_level("WARNING", logger="reid.cluster.knn"):
+            assert knn_mod.faiss_gpu_kernels_run() is False
+        assert "GPU kernels do not run" in caplog.text and "conda's faiss-gpu" in caplog.text
+    finally:
+        knn_mod.faiss_gpu_kernels_run.cache_clear()
+
+
+def test_faiss_gpu_available_needs_the_probe(monkeypatch) -> None:
+    """A faiss with GPU support and a visible GPU is used only when its kernels run there."""
+    knn_mod = importlib.import_module("reid.cluster.knn")  # reid.cluster.knn is a function
+
+    class GpuFaiss:
+        StandardGpuResources = object
+
+        @staticmethod
+        def get_num_gpus() -> int:
+            return 1
+
+    monkeypatch.setattr(knn_mod, "faiss", GpuFaiss)
+    monkeypatch.setattr(knn_mod, "faiss_gpu_kernels_run", lambda: False)
+    assert knn_mod.faiss_gpu_available() is False
+    monkeypatch.setattr(knn_mod, "faiss_gpu_kernels_run", lambda: True)
+    assert knn_mod.faiss_gpu_available() is True
+    monkeypatch.setattr(GpuFaiss, "get_num_gpus", staticmethod(lambda: 0))
+    assert knn_mod.faiss_gpu_available() is False

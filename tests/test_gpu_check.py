@@ -96,6 +96,6 @@ def test_video_check_on_cpu() -> None:
 def test_spcl_check_on_cpu_reads_the_losses() -> None:
     """The bf16 row is judged on the losses of ``train.jsonl``: an empty loss set must not pass
     or fail silently (it once read ``metrics.jsonl`` only, which holds no loss)."""
-    fp32, amp = gpu_check.check_spcl("cpu")
+    fp32, amp = gpu_check.check_spcl("cpu", speed=())
     assert fp32.path == "SpCL USL epoch fp32 (cpu)" and "mAP" in fp32.result
     assert "loss_contrast" in amp.result and amp.equal == "n/a", amp

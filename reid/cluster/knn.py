@@ -36,6 +36,7 @@ additions go in blocks of ``block`` rows, so no other (N, D) float32 copy is mad
 """
 from __future__ import annotations
 
+import functools
 import logging
 
 import numpy as np
@@ -47,7 +48,7 @@ from reid.utils.progress import progress
 logger = logging.getLogger(__name__)
 
 __all__ = ["knn", "knn_ivf", "ivf_nlist", "search_knn", "knn_recall", "as_float32_matrix",
-           "faiss_gpu_available", "KNN_METHODS"]
+           "faiss_gpu_available", "faiss_gpu_kernels_run", "KNN_METHODS"]
 
 KNN_METHODS = ("exact", "ivf")
 IVF_NPROBE_DEFAULT = 32
@@ -59,9 +60,52 @@ except ImportError:  # pragma: no cover - faiss-cpu is a hard dependency, kept o
 
 
 def faiss_gpu_available() -> bool:
-    """True when faiss is importable, has GPU support and sees at least one GPU."""
+    """True when faiss is importable, has GPU support, sees at least one GPU, and its GPU
+    kernels run on that GPU (:func:`faiss_gpu_kernels_run`)."""
     return (faiss is not None and hasattr(faiss, "StandardGpuResources")
-            and faiss.get_num_gpus() > 0)
+            and faiss.get_num_gpus() > 0 and faiss_gpu_kernels_run())
+
+
+# A faiss GPU search on a tiny set; exits 0 when the kernels ran and the lists are right.
+_FAISS_GPU_PROBE = """
+import numpy as np, faiss
+x = np.eye(4, 8, dtype=np.float32)
+index = faiss.GpuIndexFlatL2(faiss.StandardGpuResources(), 8)
+index.add(x)
+_, idx = index.search(x, 1)
+raise SystemExit(0 if (idx[:, 0] == np.arange(4)).all() else 1)
+"""
+
+
+@functools.cache
+def faiss_gpu_kernels_run() -> bool:
+    """Whether faiss's GPU kernels run on this machine's GPU, tried once per process in a
+    child process (a faiss GPU call on a GPU its build has no code for aborts the process
+    with "no kernel image is available", which no ``try`` can catch).
+
+    The faiss-gpu-cu12 wheels on PyPI (1.8 to 1.14) carry sm_70 and sm_80 code only, without
+    PTX, so they run on V100 / A100-class GPUs and abort on Hopper (H100, compute capability
+    9.0). When the probe fails, a warning names the GPU and the clustering uses faiss on the
+    CPU (the same lists: both are exact, or the same IVF index).
+    """
+    import subprocess
+    import sys
+
+    try:
+        ok = subprocess.run([sys.executable, "-c", _FAISS_GPU_PROBE], capture_output=True,
+                            timeout=300).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        ok = False
+    if not ok:
+        cap = (".".join(map(str, torch.cuda.get_device_capability()))
+               if torch.cuda.is_available() else "unknown")
+        logger.warning(
+            "faiss has GPU support but its GPU kernels do not run on this GPU (compute "
+            "capability %s; the PyPI faiss-gpu-cu12 wheels hold sm_70 / sm_80 code only): "
+            "kNN and k-means run on faiss's CPU path. For faiss on this GPU, install a faiss "
+            "built for it (conda's faiss-gpu, or faiss built with CMAKE_CUDA_ARCHITECTURES "
+            "naming it).", cap)
+    return ok
 
 
 def as_float32_matrix(features: np.ndarray | torch.Tensor, name: str = "features") -> np.ndarray:
