@@ -83,10 +83,10 @@ def faiss_gpu_kernels_run() -> bool:
     child process (a faiss GPU call on a GPU its build has no code for aborts the process
     with "no kernel image is available", which no ``try`` can catch).
 
-    The faiss-gpu-cu12 wheels on PyPI (1.8 to 1.14) carry sm_70 and sm_80 code only, without
-    PTX, so they run on V100 / A100-class GPUs and abort on Hopper (H100, compute capability
-    9.0). When the probe fails, a warning names the GPU and the clustering uses faiss on the
-    CPU (the same lists: both are exact, or the same IVF index).
+    The faiss-gpu-cu12 wheels on PyPI (1.10 to 1.14.1, as read) carry sm_70 and sm_80 code
+    only, without PTX, so they run on V100 / A100-class GPUs and abort on Hopper (H100, compute
+    capability 9.0). When the probe fails, a warning names the GPU and the clustering uses
+    faiss on the CPU (the same lists: both are exact, or the same IVF index).
     """
     import subprocess
     import sys
