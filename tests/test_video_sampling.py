@@ -163,3 +163,50 @@ def test_average_clip_features_and_encode():
     clips = torch.arange(4 * 2, dtype=torch.float).reshape(4, 2, 1, 1, 1)
     enc = encode_tracklets(model, clips, torch.tensor([1, 3]), chunk=3)
     assert torch.allclose(enc, torch.tensor([[0.0, 1.0], [4.0, 5.0]]))
+
+
+def test_evenly_test_clips_are_the_segment_middles_and_batch_across_tracklets():
+    """INPUT.SAMPLER_TEST evenly: one deterministic clip per tracklet (the middle frame of each
+    of T equal segments: n=10, T=4 -> boundaries 0 2 5 7 10 -> frames 0 3 5 8; n=3 repeats in
+    order), so the test loader batches several tracklets, and the extracted features are the
+    model's features of those clips."""
+    from reid.data.build import make_test_loader
+    from reid.data.video_sampling import sample_indices
+    from reid.models.extractor import extract_features
+
+    assert sample_indices("evenly", 10, 4).tolist() == [0, 3, 5, 8]
+    assert sample_indices("evenly", 3, 8).tolist() == [0, 0, 0, 1, 1, 1, 2, 2]
+    memory = _MemoryLoader()
+    tracklets = _tracklets([10, 3, 7])
+    ds = VideoClipDataset(tracklets, seq_len=4, sampler="evenly", loader=memory)
+    # n=7: boundaries 0 1 3 5 7, middles (lo + hi - 1) // 2 = 0 1 3 5
+    assert [_frame_ids(ds[i]["img"]) for i in range(3)] == [[0, 3, 5, 8], [0, 0, 1, 2],
+                                                           [0, 1, 3, 5]]
+    loader = make_test_loader(tracklets, is_video=True, transform=None, batch_size=2,
+                              num_workers=0, seq_len=4, clip_sampler="evenly")
+    loader.dataset.loader = memory
+    batches = list(loader)
+    assert [b["img"].shape[0] for b in batches] == [2, 1]  # tracklets per batch, not 1
+
+    class Mean(torch.nn.Module):
+        def forward(self, x, domains=None):  # (B, C, T, H, W) -> (B, 2)
+            return torch.stack([x.mean((1, 3, 4))[:, 0], x.mean((1, 3, 4))[:, -1]], 1) + 0.1
+
+    feats, pids, _ = extract_features(Mean(), loader, device="cpu")
+    expect = torch.nn.functional.normalize(
+        torch.stack([Mean()(ds[i]["img"][None])[0] for i in range(3)]), dim=1)
+    assert torch.allclose(feats, expect) and pids.tolist() == [100, 101, 102]
+    with pytest.raises(ValueError, match="test clip sampler 'segment'"):
+        make_test_loader(tracklets, is_video=True, transform=None, batch_size=2, num_workers=0,
+                         clip_sampler="segment")
+
+
+def test_unknown_test_clip_sampler_is_a_config_error():
+    from reid.config import load_cfg
+    from reid.config.validate import validate_cfg
+    from reid.utils.errors import ConfigError
+
+    validate_cfg(load_cfg("configs/video/usl_synthetic_video.yaml", ["INPUT.SAMPLER_TEST",
+                                                                     "evenly"]))
+    with pytest.raises(ConfigError, match="INPUT.SAMPLER_TEST must be one of all, evenly"):
+        validate_cfg(load_cfg(None, ["INPUT.SAMPLER_TEST", "segment"]))

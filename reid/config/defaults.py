@@ -67,6 +67,7 @@ _C.INPUT.COLOR_JITTER = [0.4, 0.4, 0.4, 0.1]  # colour jitter strengths: brightn
 _C.INPUT.GRAYSCALE_PROB = 0.0  # probability of a grayscale conversion (training, images only)
 _C.INPUT.SEQ_LEN = 8  # frames per clip for video datasets
 _C.INPUT.SAMPLER_TRAIN = "segment"  # video clip sampling for training: "segment" (TSN) or "dense"
+_C.INPUT.SAMPLER_TEST = "all"  # video clips for extraction and evaluation: "all" (every frame in clips of SEQ_LEN, features averaged) or "evenly" (one clip: the middle frames of SEQ_LEN equal segments; ~frames/SEQ_LEN times cheaper)
 
 # ---------------------------------------------------------------------------------------
 _C.DATASETS = CN()

@@ -75,13 +75,23 @@ def make_test_loader(
     num_workers: int,
     seq_len: int = 8,
     skip_corrupt: bool = False,
+    clip_sampler: str = "all",
 ) -> DataLoader:
-    """Sequential loader over ``samples`` with the test transform (video: all frames in clips)."""
-    if is_video:
-        from reid.data.video_sampling import VideoClipDataset
+    """Sequential loader over ``samples`` with the test transform.
 
-        dataset = VideoClipDataset(samples, seq_len=seq_len, sampler="all", transform=transform)
-        batch_size = 1  # tracklets give a variable number of clips
+    Video: ``clip_sampler="all"`` gives every frame in clips (one tracklet per batch: the clip
+    count varies), ``"evenly"`` one clip of ``seq_len`` evenly spaced frames per tracklet
+    (``batch_size`` tracklets per batch)."""
+    if is_video:
+        from reid.data.video_sampling import TEST_SAMPLERS, VideoClipDataset
+
+        if clip_sampler not in TEST_SAMPLERS:
+            raise ValueError(f"unknown test clip sampler {clip_sampler!r}; expected one of "
+                             f"{TEST_SAMPLERS}")
+        dataset = VideoClipDataset(samples, seq_len=seq_len, sampler=clip_sampler,
+                                   transform=transform)
+        if clip_sampler == "all":
+            batch_size = 1  # tracklets give a variable number of clips
     else:
         from reid.data.torch_dataset import ImageSampleDataset
 

@@ -32,7 +32,8 @@ def scheduler_kwargs(cfg: Any) -> dict[str, Any]:
 def eval_loader_kwargs(cfg: Any) -> dict[str, Any]:
     """Keywords of :func:`reid.data.build.make_test_loader` (transform aside)."""
     return dict(batch_size=cfg.TEST.IMS_PER_BATCH, num_workers=cfg.DATALOADER.NUM_WORKERS,
-                seq_len=cfg.INPUT.SEQ_LEN, skip_corrupt=cfg.DATASETS.SKIP_CORRUPT)
+                seq_len=cfg.INPUT.SEQ_LEN, skip_corrupt=cfg.DATASETS.SKIP_CORRUPT,
+                clip_sampler=cfg.INPUT.SAMPLER_TEST)
 
 
 def train_loader_kwargs(cfg: Any) -> dict[str, Any]:

@@ -32,8 +32,8 @@ class TrainingDomains:
             each dataset and its ``camera_branches`` the ``{camid: branch}`` maps (camera BN)
             or None.
         transforms: the test transform per ``is_video`` value present among ``datasets``.
-        batch_size, num_workers, seq_len, skip_corrupt: the extraction loaders' settings
-            (:func:`reid.data.build.make_test_loader`).
+        batch_size, num_workers, seq_len, skip_corrupt, clip_sampler: the extraction loaders'
+            settings (:func:`reid.data.build.make_test_loader`).
         device: where the model runs.
         amp: bf16 autocast during extraction (CUDA).
         target_sampler: what the target loaders' samplers draw, i.e. what every clustering
@@ -45,7 +45,7 @@ class TrainingDomains:
 
     def __init__(self, datasets: Sequence[ReIDDataset], num_sources: int, batches: DomainBatches,
                  *, transforms: Mapping[bool, Callable], batch_size: int, num_workers: int,
-                 seq_len: int = 8, skip_corrupt: bool = False,
+                 seq_len: int = 8, skip_corrupt: bool = False, clip_sampler: str = "all",
                  device: torch.device | str = "cpu", amp: bool = False,
                  target_sampler: str = "random") -> None:
         if len(batches.loaders) != len(datasets):
@@ -63,6 +63,7 @@ class TrainingDomains:
         self.loader_kwargs = dict(batch_size=batch_size, num_workers=num_workers,
                                   skip_corrupt=skip_corrupt)
         self.seq_len = seq_len
+        self.clip_sampler = clip_sampler
         self.device = torch.device(device)
         self.amp = amp
 
@@ -89,7 +90,8 @@ class TrainingDomains:
 
     def _loader(self, samples: list, is_video: bool) -> DataLoader:
         return make_test_loader(samples, is_video=is_video, transform=self.transforms[is_video],
-                                seq_len=self.seq_len, **self.loader_kwargs)
+                                seq_len=self.seq_len, clip_sampler=self.clip_sampler,
+                                **self.loader_kwargs)
 
     def extract(self, domain: int, encoder: nn.Module) -> torch.Tensor:
         """(N, D) float32 CPU features of dataset ``domain``'s training set, in order, by
