@@ -6,7 +6,8 @@ Every helper is reached through a fixture (no test file imports another test fil
   iterations of 8 images, tiny synthetic sets of 12 identities and 2 cameras);
 - ``tiny_root`` / ``tiny_root_4cams``: data roots holding the tiny synthetic sets, generated once
   per session and shared **read-only** (a test that changes data copies it or uses ``tmp_path``);
-- ``demo_root``: the generated sets of the learning tests, also generated once per session;
+- ``demo_root``: the generated sets of the learning tests, generated once per session by a
+  child process that starts at collection, beside the first tests;
 - ``train_full_and_resumed``: the "2 epochs in one run == 1 + 1 with --resume" check;
 - ``tiny_encoder``, ``random_images``, ``camera_batches``: the camera-BN toy model and data;
 - ``blobs``: Gaussian identity blobs on the unit sphere for the clustering tests;
@@ -65,12 +66,69 @@ def tiny_root_4cams(tmp_path_factory) -> str:
                      **{**TINY_SPEC, "cams": 4})
 
 
+# the demo configs' synthetic sets, in the order the learning tests need them (the Cluster
+# Contrast demo, early in the run, reads person A)
+DEMO_SETS = (("configs/demo/usl_synthetic.yaml", "synthetic_person_a"),
+             ("configs/demo/uda_synthetic.yaml", "synthetic_person_b"),
+             ("configs/video/usl_synthetic_video.yaml", "synthetic_video_a"))
+_DEMO_GENERATE = """
+import sys
+from reid.config import load_cfg
+from reid.data.build import build_dataset_from_cfg
+for config, name in {sets!r}:
+    build_dataset_from_cfg(load_cfg(config, ["DATASETS.ROOT", sys.argv[1]]), name)
+"""
+_demo_data: dict = {}
+
+
+def pytest_collection_finish(session) -> None:
+    """When a selected test (after ``-k`` / ``-m`` deselection) uses ``demo_root``, start
+    generating the demo data sets (about 30 s of single-threaded work on 2 cores) in a child
+    process at once, so that it runs beside the light tests that come first instead of inside
+    the first learning test."""
+    if _demo_data or not any("demo_root" in getattr(i, "fixturenames", ())
+                             for i in session.items):
+        return
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    root = tempfile.mkdtemp(prefix="unreid_demo_data_")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+           "NUMBA_NUM_THREADS": "1"}
+    _demo_data["root"] = root
+    _demo_data["log"] = log = open(Path(root) / "generate.log", "w+", encoding="utf-8")  # noqa: SIM115
+    _demo_data["proc"] = subprocess.Popen(
+        [sys.executable, "-c", _DEMO_GENERATE.format(sets=DEMO_SETS), root],
+        cwd=Path(__file__).resolve().parents[1], env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    if "proc" in _demo_data:
+        import shutil
+
+        _demo_data["proc"].kill()
+        _demo_data["proc"].wait()
+        _demo_data["log"].close()
+        shutil.rmtree(_demo_data["root"], ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def demo_root(tmp_path_factory) -> str:
     """The data root of the learning tests (test_demo_learning, the Cluster Contrast demo):
-    each set is generated on first use, once per session, with the spec the test's
-    DATASETS.SYNTHETIC keys give (all of them pass the same keys: see ``DEMO_DATA``)."""
-    return str(tmp_path_factory.mktemp("demo_data"))
+    the demo configs' synthetic sets (``DEMO_SETS``, their own DATASETS.SYNTHETIC keys),
+    generated once per session by the child process that collection started; this waits for
+    it. Without that process (the fixture reached another way) the runs generate each set on
+    first use, as the demos themselves do."""
+    if "proc" not in _demo_data:
+        return str(tmp_path_factory.mktemp("demo_data"))
+    proc, log = _demo_data["proc"], _demo_data["log"]
+    if proc.wait() != 0:
+        log.seek(0)
+        pytest.fail(f"generating the demo data failed (exit {proc.returncode}):\n"
+                    f"{log.read()[-3000:]}")
+    return _demo_data["root"]
 
 
 def train_full_and_resumed(make_args, tmp_path) -> tuple[dict, dict]:
