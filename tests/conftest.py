@@ -86,8 +86,8 @@ def pytest_collection_finish(session) -> None:
     generating the demo data sets (about 30 s of single-threaded work on 2 cores) in a child
     process at once, so that it runs beside the light tests that come first instead of inside
     the first learning test."""
-    if _demo_data or not any("demo_root" in getattr(i, "fixturenames", ())
-                             for i in session.items):
+    if _demo_data or session.config.option.collectonly or not any(
+            "demo_root" in getattr(i, "fixturenames", ()) for i in session.items):
         return
     import os
     import subprocess
