@@ -38,6 +38,8 @@ from __future__ import annotations
 
 import functools
 import logging
+import subprocess
+import sys
 
 import numpy as np
 import torch
@@ -88,9 +90,6 @@ def faiss_gpu_kernels_run() -> bool:
     capability 9.0). When the probe fails, a warning names the GPU and the clustering uses
     faiss on the CPU (the same lists: both are exact, or the same IVF index).
     """
-    import subprocess
-    import sys
-
     try:
         ok = subprocess.run([sys.executable, "-c", _FAISS_GPU_PROBE], capture_output=True,
                             timeout=300).returncode == 0
