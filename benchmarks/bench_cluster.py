@@ -232,7 +232,7 @@ def run_scale(args: argparse.Namespace) -> dict:
     t = time.perf_counter()
     opts = ({"nlist": args.nlist, "nprobe": args.nprobe, "fp16": args.ivf_fp16, "pq_m": args.ivf_pq}
             if args.method == "ivf" else {})
-    _, rank = search_knn(x, k1, method=args.method, **opts)
+    _, rank = search_knn(x, k1, method=args.method, device=args.device, **opts)
     stage("knn", t)
     t = time.perf_counter()
     dist = jaccard_distance(x, k1=k1, k2=k2, rank=rank, block_rows=args.block_rows,
@@ -281,6 +281,7 @@ def scale_rows(args: argparse.Namespace) -> list[dict]:
                        "--d", str(args.dim), "--nlist", str(args.nlist), "--nprobe",
                        str(args.nprobe), "--ivf-pq", str(args.ivf_pq), "--block-rows",
                        str(args.block_rows), "--noise", str(args.noise), "--seed", str(args.seed),
+                       "--device", args.device,
                        "--save", save] + (["--ivf-fp16"] if args.ivf_fp16 else [])
                 res = subprocess.run(cmd, capture_output=True, text=True)
                 if res.returncode != 0:
@@ -348,6 +349,9 @@ def main() -> None:
     g.add_argument("--block-rows", type=int, default=50_000, help="CLUSTER.BLOCK_ROWS")
     g.add_argument("--noise", type=float, default=0.1, help="fraction of un-clusterable points")
     g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--device", default="cpu",
+                   help="device of the kNN stage (cuda: faiss-GPU, else the exact torch search "
+                        "on the GPU; Jaccard, DBSCAN and reliability stay on the CPU)")
     g.add_argument("--json", default="", help="also write the rows to this file")
     g.add_argument("--scale-case", action="store_true", help=argparse.SUPPRESS)
     g.add_argument("--method", default="ivf", help=argparse.SUPPRESS)
@@ -358,6 +362,7 @@ def main() -> None:
         return
     if args.sizes:
         rows = scale_rows(args)
+        print(f"kNN stage on {args.device}; the other stages on the CPU")
         print(format_scale_table(rows))
         if args.json:
             with open(args.json, "w") as f:

@@ -251,3 +251,31 @@ def test_faiss_gpu_available_needs_the_probe(monkeypatch) -> None:
     assert knn_mod.faiss_gpu_available() is True
     monkeypatch.setattr(GpuFaiss, "get_num_gpus", staticmethod(lambda: 0))
     assert knn_mod.faiss_gpu_available() is False
+
+
+def test_auto_knn_on_cuda_without_faiss_gpu_takes_the_torch_path(monkeypatch) -> None:
+    """backend "auto": a CUDA device without a usable faiss-GPU runs the exact torch search on
+    that device (not faiss's CPU search); the CPU keeps faiss. The paths are stubbed to record
+    the choice (no GPU here)."""
+    knn_mod = importlib.import_module("reid.cluster.knn")
+    chosen = []
+    real_faiss = knn_mod._knn_faiss
+
+    def fake_torch(x, k, device):
+        chosen.append(("torch", str(device)))
+        return real_faiss(x, k, False)
+
+    def fake_faiss(x, k, gpu):
+        chosen.append(("faiss", gpu))
+        return real_faiss(x, k, False)
+
+    monkeypatch.setattr(knn_mod, "_knn_torch", fake_torch)
+    monkeypatch.setattr(knn_mod, "_knn_faiss", fake_faiss)
+    monkeypatch.setattr(knn_mod, "faiss_gpu_available", lambda: False)
+    x, _ = clustered(n_ids=5, per_id=4, noise=0)
+    knn(x, 3, device="cuda")
+    knn(x, 3, device="cpu")
+    knn(x, 3, device="cuda", backend="faiss")
+    monkeypatch.setattr(knn_mod, "faiss_gpu_available", lambda: True)
+    knn(x, 3, device="cuda")
+    assert chosen == [("torch", "cuda"), ("faiss", False), ("faiss", False), ("faiss", True)]

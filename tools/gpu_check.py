@@ -6,8 +6,10 @@ it equals the CPU path (with the tolerance used).
 
 Checks (each a function returning a :class:`Row`; ``--only`` selects by name):
 
-* ``knn``: faiss-GPU exact kNN and IVF kNN (``nprobe = nlist``) against faiss-CPU exact kNN
-  (same lists; tolerance: recall >= 0.999, near-ties may swap; distances within 1e-3).
+* ``knn``: the exact torch kNN on CUDA (``knn``'s path there without a usable faiss-GPU; also
+  timed at N = 100,000, D = 256 against faiss-CPU), faiss-GPU exact kNN and IVF kNN
+  (``nprobe = nlist``), each against faiss-CPU exact kNN (same lists; tolerance: recall >=
+  0.999, near-ties may swap; distances within 1e-3).
 * ``kmeans``: faiss-GPU k-means against faiss-CPU k-means, same seed, on well separated
   clusters (tolerance: ARI >= 0.99).
 * ``dbscan``: :func:`reid.cluster.dbscan_torch` on CUDA against scikit-learn's DBSCAN on the
@@ -156,20 +158,34 @@ def _faiss_gpu_missing() -> str:
 
 
 def check_knn(device: str = "cuda", n_ids: int = 400) -> list[Row]:
+    """The exact torch search on ``device`` (what ``knn`` runs on CUDA without a usable
+    faiss-GPU) and, where faiss-GPU runs, faiss's exact and IVF searches, each against
+    faiss-CPU exact; on CUDA also one timed 100k x 256 search against faiss-CPU."""
     from reid.cluster.knn import faiss_gpu_available, knn, knn_ivf
 
-    if device.startswith("cuda") and not faiss_gpu_available():
-        return [Row("faiss kNN (GPU)", _faiss_gpu_missing(), 0.0, "n/a", "-")]
+    tol = "recall >= 0.999, |dd| <= 1e-3"
     x, _ = clustered(n_ids=n_ids, per_id=25, d=128)
     ref_d, ref_i = knn(x, 30, device="cpu", backend="faiss")
+    (dist, idx), sec = _timed(lambda: knn(x, 30, device=device, backend="torch"))
+    ok, msg = knn_equal(idx, dist, ref_i, ref_d)
+    rows = [Row(f"torch exact kNN ({device}) N={x.shape[0]} k=30", msg, sec, yes_no(ok), tol)]
+    if device.startswith("cuda"):
+        big, _ = clustered(n_ids=4000, per_id=25, d=256)
+        (ref_d, ref_i), t_cpu = _timed(lambda: knn(big, 30, device="cpu", backend="faiss"))
+        (dist, idx), sec = _timed(lambda: knn(big, 30, device=device, backend="torch"))
+        ok, msg = knn_equal(idx, dist, ref_i, ref_d)
+        rows.append(Row(f"torch exact kNN ({device}) N={big.shape[0]} D=256 k=30",
+                        f"{msg}; faiss-CPU {t_cpu:.1f} s ({t_cpu / sec:.1f}x)", sec,
+                        yes_no(ok), tol))
+        if not faiss_gpu_available():
+            return rows + [Row("faiss kNN (GPU)", _faiss_gpu_missing(), 0.0, "n/a", "-")]
     (dist, idx), sec = _timed(lambda: knn(x, 30, device=device, backend="faiss"))
     ok, msg = knn_equal(idx, dist, ref_i, ref_d)
-    rows = [Row(f"faiss exact kNN ({device}) N={x.shape[0]} k=30", msg, sec, yes_no(ok),
-                "recall >= 0.999, |dd| <= 1e-3")]
+    rows.append(Row(f"faiss exact kNN ({device}) N={x.shape[0]} k=30", msg, sec, yes_no(ok),
+                    tol))
     (dist, idx), sec = _timed(lambda: knn_ivf(x, 30, nlist=64, nprobe=64, device=device))
     ok, msg = knn_equal(idx, dist, ref_i, ref_d)
-    rows.append(Row(f"faiss IVF kNN ({device}) nprobe=nlist", msg, sec, yes_no(ok),
-                    "recall >= 0.999, |dd| <= 1e-3"))
+    rows.append(Row(f"faiss IVF kNN ({device}) nprobe=nlist", msg, sec, yes_no(ok), tol))
     return rows
 
 

@@ -195,8 +195,9 @@ def knn(features: np.ndarray | torch.Tensor, k: int, device: str | torch.device 
         features: (N, D) float features (numpy or torch; any device). Not normalised here.
         k: neighbours per row, 1 <= k <= N; the row itself counts as the first neighbour.
         device: torch device for the torch path and for choosing faiss-GPU; None = CPU.
-        backend: "auto" (faiss-GPU if ``device`` is CUDA and available, else faiss-CPU, else
-            torch), "faiss" or "torch".
+        backend: "auto", "faiss" or "torch". "auto" on a CUDA ``device``: faiss-GPU where
+            :func:`faiss_gpu_available`, else the torch path on that device (a CUDA matrix
+            product beats faiss's CPU search by far); on the CPU: faiss-CPU, else torch.
 
     Returns:
         ``(distances, indices)``: (N, k) float32 squared Euclidean distances sorted ascending
@@ -214,9 +215,10 @@ def knn(features: np.ndarray | torch.Tensor, k: int, device: str | torch.device 
         raise ValueError(f"knn backend must be 'auto', 'faiss' or 'torch', got {backend!r}")
     if backend == "faiss" and faiss is None:
         raise RuntimeError("knn backend 'faiss' requested but faiss is not installed")
-    use_faiss = backend == "faiss" or (backend == "auto" and faiss is not None)
+    gpu = dev.type == "cuda" and faiss is not None and backend != "torch" and faiss_gpu_available()
+    use_faiss = backend == "faiss" or (backend == "auto" and faiss is not None
+                                       and (dev.type != "cuda" or gpu))
     if use_faiss:
-        gpu = dev.type == "cuda" and faiss_gpu_available()
         with progress(total=1, desc=f"kNN faiss (k={k}, N={n})") as bar:
             dist, idx = _knn_faiss(x, k, gpu)
             bar.update(1)
