@@ -171,9 +171,9 @@ def check_knn(device: str = "cuda", n_ids: int = 400) -> list[Row]:
     rows = [Row(f"torch exact kNN ({device}) N={x.shape[0]} k=30", msg, sec, yes_no(ok), tol)]
     if device.startswith("cuda"):
         big, _ = clustered(n_ids=4000, per_id=25, d=256)
-        (ref_d, ref_i), t_cpu = _timed(lambda: knn(big, 30, device="cpu", backend="faiss"))
+        (big_d, big_i), t_cpu = _timed(lambda: knn(big, 30, device="cpu", backend="faiss"))
         (dist, idx), sec = _timed(lambda: knn(big, 30, device=device, backend="torch"))
-        ok, msg = knn_equal(idx, dist, ref_i, ref_d)
+        ok, msg = knn_equal(idx, dist, big_i, big_d)
         rows.append(Row(f"torch exact kNN ({device}) N={big.shape[0]} D=256 k=30",
                         f"{msg}; faiss-CPU {t_cpu:.1f} s ({t_cpu / sec:.1f}x)", sec,
                         yes_no(ok), tol))
