@@ -150,9 +150,9 @@ def _timed(fn: Callable[[], object]) -> tuple[object, float]:
 def _faiss_gpu_missing() -> str:
     """Why faiss's GPU path is not checked: no GPU build, or a build without code for this
     GPU (:func:`reid.cluster.knn.faiss_gpu_kernels_run`)."""
-    from reid.cluster.knn import faiss
+    from reid.cluster.knn import faiss_gpu_build
 
-    if faiss is None or not hasattr(faiss, "StandardGpuResources") or faiss.get_num_gpus() < 1:
+    if not faiss_gpu_build():
         return "skipped: faiss has no GPU support here"
     return "skipped: faiss's GPU kernels do not run on this GPU (no code for its architecture)"
 

@@ -50,7 +50,8 @@ from reid.utils.progress import progress
 logger = logging.getLogger(__name__)
 
 __all__ = ["knn", "knn_ivf", "ivf_nlist", "search_knn", "knn_recall", "as_float32_matrix",
-           "faiss_gpu_available", "faiss_gpu_kernels_run", "KNN_METHODS"]
+           "faiss_gpu_build", "faiss_gpu_available", "faiss_gpu_kernels_run",
+           "KNN_METHODS"]
 
 KNN_METHODS = ("exact", "ivf")
 IVF_NPROBE_DEFAULT = 32
@@ -61,11 +62,17 @@ except ImportError:  # pragma: no cover - faiss-cpu is a hard dependency, kept o
     faiss = None
 
 
-def faiss_gpu_available() -> bool:
-    """True when faiss is importable, has GPU support, sees at least one GPU, and its GPU
-    kernels run on that GPU (:func:`faiss_gpu_kernels_run`)."""
+def faiss_gpu_build() -> bool:
+    """True when faiss is importable, was built with GPU support and sees at least one GPU
+    (whether its kernels run on that GPU is :func:`faiss_gpu_kernels_run`)."""
     return (faiss is not None and hasattr(faiss, "StandardGpuResources")
-            and faiss.get_num_gpus() > 0 and faiss_gpu_kernels_run())
+            and faiss.get_num_gpus() > 0)
+
+
+def faiss_gpu_available() -> bool:
+    """True when faiss's GPU path can be used: :func:`faiss_gpu_build` and
+    :func:`faiss_gpu_kernels_run`."""
+    return faiss_gpu_build() and faiss_gpu_kernels_run()
 
 
 # A faiss GPU search on a tiny set; exits 0 when the kernels ran and the lists are right.
@@ -215,9 +222,10 @@ def knn(features: np.ndarray | torch.Tensor, k: int, device: str | torch.device 
         raise ValueError(f"knn backend must be 'auto', 'faiss' or 'torch', got {backend!r}")
     if backend == "faiss" and faiss is None:
         raise RuntimeError("knn backend 'faiss' requested but faiss is not installed")
-    gpu = dev.type == "cuda" and faiss is not None and backend != "torch" and faiss_gpu_available()
+    on_cuda = dev.type == "cuda"
+    gpu = on_cuda and backend != "torch" and faiss_gpu_available()
     use_faiss = backend == "faiss" or (backend == "auto" and faiss is not None
-                                       and (dev.type != "cuda" or gpu))
+                                       and (gpu or not on_cuda))
     if use_faiss:
         with progress(total=1, desc=f"kNN faiss (k={k}, N={n})") as bar:
             dist, idx = _knn_faiss(x, k, gpu)
