@@ -19,11 +19,19 @@ uniform points. Where the exact row is run (N <= ``--exact-max``) the table also
 IVF kNN recall@k1 against exact, the ARI between the IVF and the exact pseudo labels, and the
 end-to-end speed ratio exact / IVF; every row gives the ARI against the true identities.
 
+``--features FILE.npz`` replaces the synthetic clusters by real features (``tools/extract.py``
+output) tiled to N under random rotations (:func:`tiled_real_features`). ``--methods jitter``
+adds the exact path run on the features plus Gaussian noise of ``--jitter`` (1e-4) per
+coordinate: how far a near-exact kNN moves the pseudo labels, the floor for "ARI against
+exact".
+
     python benchmarks/bench_cluster.py --sizes 10000 30000 --dim 256          # ~2 min, 2 cores
     python benchmarks/bench_cluster.py --sizes 100000 --dim 256               # exact + ivf
     python benchmarks/bench_cluster.py --sizes 300000 --dim 256
     python benchmarks/bench_cluster.py --sizes 1000000 --dim 256 --methods ivf
     python benchmarks/bench_cluster.py --sizes 1000000 --dim 2048 --methods ivf --ivf-fp16
+    python tools/extract.py --config-file C --weights W --input DIRS --output real.npz
+    python benchmarks/bench_cluster.py --sizes 100000 --features real.npz --methods exact ivf jitter
 
 ``--block-rows`` (default 50000) is ``CLUSTER.BLOCK_ROWS``; 0 runs the in-memory Jaccard path.
 ``--json FILE`` also writes the rows.
@@ -194,6 +202,55 @@ def clustered_features(n: int, d: int, noise: float = 0.1, spread: float = 0.8, 
     return x, ids
 
 
+def tiled_real_features(path: str, n: int, d: int, noise: float = 0.1, seed: int = 0,
+                        id_regex: str = r"^(\d{4})") -> tuple[np.ndarray, np.ndarray]:
+    """(N, D) float32 L2-normalised features made from real ones, and (N,) int64 ids (-1 where
+    the file name gives none).
+
+    ``path`` is an ``.npz`` of ``tools/extract.py`` (``features`` (M, D0), ``paths`` (M,)), for
+    example a CUHK03-trained model's features of CUHK03 and CUHK01. The features are centred,
+    reduced to their ``d`` leading principal components and L2-normalised: the real set. It is
+    tiled ceil(N / M) times, tile t > 0 being the real set under its own random rotation (so
+    each tile keeps the real neighbourhood structure exactly, and tiles are as unrelated as
+    independent camera networks) plus Gaussian noise of total norm ~ ``noise``; N rows are
+    then drawn at random. An identity is (tile, parent folder, ``id_regex``'s first group on
+    the file name).
+    """
+    import re
+
+    z = np.load(path)
+    f = z["features"].astype(np.float64)
+    if f.ndim != 2 or f.shape[1] < d:
+        raise SystemExit(f"{path}: need (M, D0 >= {d}) features, got {f.shape}")
+    keys: dict[tuple[str, str], int] = {}
+    base_ids = np.full(f.shape[0], -1, np.int64)
+    for i, p in enumerate(z["paths"] if "paths" in z else []):
+        m = re.search(id_regex, os.path.basename(str(p)))
+        if m:
+            base_ids[i] = keys.setdefault((os.path.dirname(str(p)), m.group(1)), len(keys))
+    f -= f.mean(0)
+    _, _, vt = np.linalg.svd(f, full_matrices=False)
+    y = f @ vt[:d].T
+    y = (y / np.linalg.norm(y, axis=1, keepdims=True)).astype(np.float32)
+    rng = np.random.default_rng(seed)
+    tiles = -(-n // y.shape[0])
+    x = np.empty((tiles * y.shape[0], d), np.float32)
+    ids = np.empty(tiles * y.shape[0], np.int64)
+    for t in range(tiles):
+        part = x[t * y.shape[0]:(t + 1) * y.shape[0]]
+        if t == 0:
+            part[:] = y
+        else:
+            q, _ = np.linalg.qr(rng.standard_normal((d, d)))
+            part[:] = y @ q.astype(np.float32).T
+        part += (noise / np.sqrt(d)) * rng.standard_normal(part.shape, dtype=np.float32)
+        part /= np.linalg.norm(part, axis=1, keepdims=True)
+        ids[t * y.shape[0]:(t + 1) * y.shape[0]] = np.where(base_ids >= 0,
+                                                            base_ids + t * len(keys), -1)
+    keep = np.sort(rng.choice(x.shape[0], n, replace=False))
+    return np.ascontiguousarray(x[keep]), ids[keep]
+
+
 def run_scale(args: argparse.Namespace) -> dict:
     """One row: the labeler pipeline stage by stage (see the module docstring)."""
     from reid.cluster.dbscan import dbscan
@@ -211,7 +268,10 @@ def run_scale(args: argparse.Namespace) -> dict:
     eps, gap, min_samples = 0.6, 0.02, 4
     jaccard_distance(clustered_features(300, 16)[0], k1=k1, k2=k2, block_rows=100,
                      max_distance=eps + gap, normalized=True)  # numba compile / cache load
-    x, ids = clustered_features(n, d, noise=args.noise, seed=args.seed)
+    if args.features:
+        x, ids = tiled_real_features(args.features, n, d, noise=args.tile_noise, seed=args.seed)
+    else:
+        x, ids = clustered_features(n, d, noise=args.noise, seed=args.seed)
     out: dict = {"method": args.method, "n": n, "d": d,
                  "base_gib": _proc_status_kib("VmRSS") / 2**20}
     can_reset = _reset_peak()
@@ -232,7 +292,14 @@ def run_scale(args: argparse.Namespace) -> dict:
     t = time.perf_counter()
     opts = ({"nlist": args.nlist, "nprobe": args.nprobe, "fp16": args.ivf_fp16, "pq_m": args.ivf_pq}
             if args.method == "ivf" else {})
-    _, rank = search_knn(x, k1, method=args.method, device=args.device, **opts)
+    if args.method == "jitter":  # the exact path on features moved by ~1e-4 per coordinate
+        rng = np.random.default_rng(args.seed + 1)
+        for a in range(0, n, 65536):
+            part = x[a:a + 65536]
+            part += np.float32(args.jitter) * rng.standard_normal(part.shape, dtype=np.float32)
+            part /= np.linalg.norm(part, axis=1, keepdims=True)
+    method = "exact" if args.method == "jitter" else args.method
+    _, rank = search_knn(x, k1, method=method, device=args.device, **opts)
     stage("knn", t)
     t = time.perf_counter()
     dist = jaccard_distance(x, k1=k1, k2=k2, rank=rank, block_rows=args.block_rows,
@@ -273,7 +340,8 @@ def scale_rows(args: argparse.Namespace) -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.sizes:
-            methods = [m for m in args.methods if m != "exact" or n <= args.exact_max]
+            methods = [m for m in args.methods
+                       if m not in ("exact", "jitter") or n <= args.exact_max]
             saved: dict[str, str] = {}
             for method in methods:
                 save = os.path.join(tmp, f"{method}_{n}")
@@ -281,14 +349,16 @@ def scale_rows(args: argparse.Namespace) -> list[dict]:
                        "--d", str(args.dim), "--nlist", str(args.nlist), "--nprobe",
                        str(args.nprobe), "--ivf-pq", str(args.ivf_pq), "--block-rows",
                        str(args.block_rows), "--noise", str(args.noise), "--seed", str(args.seed),
-                       "--device", args.device,
-                       "--save", save] + (["--ivf-fp16"] if args.ivf_fp16 else [])
+                       "--device", args.device, "--features", args.features,
+                       "--tile-noise", str(args.tile_noise), "--jitter", str(args.jitter),
+                       "--save", save]
+                cmd += ["--ivf-fp16"] if args.ivf_fp16 else []
                 res = subprocess.run(cmd, capture_output=True, text=True)
                 if res.returncode != 0:
                     raise RuntimeError(f"row {method} N={n} failed:\n{res.stderr[-3000:]}")
                 row = json.loads(res.stdout.strip().splitlines()[-1])
                 saved[method] = save
-                if method == "ivf" and "exact" in saved:
+                if method != "exact" and "exact" in saved:
                     ex = next(r for r in rows if r["n"] == n and r["method"] == "exact")
                     row["recall"] = knn_recall(np.load(save + "_rank.npy"),
                                                np.load(saved["exact"] + "_rank.npy"))
@@ -339,7 +409,11 @@ def main() -> None:
     g.add_argument("--sizes", type=int, nargs="+", default=[],
                    help="N of the scaling rows, e.g. 100000 300000 1000000")
     g.add_argument("--dim", type=int, default=256, help="feature dimension of the scaling rows")
-    g.add_argument("--methods", nargs="+", default=["exact", "ivf"], choices=["exact", "ivf"])
+    g.add_argument("--methods", nargs="+", default=["exact", "ivf"],
+                   choices=["exact", "ivf", "jitter"],
+                   help="jitter: the exact path on the features plus Gaussian noise of --jitter "
+                        "per coordinate (re-normalised), the ARI floor of a near-exact kNN")
+    g.add_argument("--jitter", type=float, default=1e-4)
     g.add_argument("--exact-max", type=int, default=300_000,
                    help="largest N that also runs the exact path (for recall / ARI / speed)")
     g.add_argument("--nlist", type=int, default=0, help="CLUSTER.IVF_NLIST (0 = rule)")
@@ -348,6 +422,11 @@ def main() -> None:
     g.add_argument("--ivf-pq", type=int, default=0, help="CLUSTER.IVF_PQ")
     g.add_argument("--block-rows", type=int, default=50_000, help="CLUSTER.BLOCK_ROWS")
     g.add_argument("--noise", type=float, default=0.1, help="fraction of un-clusterable points")
+    g.add_argument("--features", default="",
+                   help="tools/extract.py .npz of real features, tiled to N (tiled_real_features)"
+                        " instead of the synthetic clusters")
+    g.add_argument("--tile-noise", type=float, default=0.1,
+                   help="norm of the Gaussian noise added to the tiled real features")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--device", default="cpu",
                    help="device of the kNN stage (cuda: faiss-GPU, else the exact torch search "
@@ -362,7 +441,8 @@ def main() -> None:
         return
     if args.sizes:
         rows = scale_rows(args)
-        print(f"kNN stage on {args.device}; the other stages on the CPU")
+        print(f"features: {args.features or 'synthetic clusters'}; kNN stage on {args.device};"
+              " the other stages on the CPU")
         print(format_scale_table(rows))
         if args.json:
             with open(args.json, "w") as f:

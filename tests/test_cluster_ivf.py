@@ -3,6 +3,8 @@ distance (issue #27)."""
 from __future__ import annotations
 
 import importlib
+import importlib.util
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -60,23 +62,70 @@ def test_ivf_with_all_lists_probed_equals_exact_search(engine: str) -> None:
     np.testing.assert_array_equal(i_s, i_ex)
 
 
-def test_blas_and_faiss_engines_scan_the_same_lists() -> None:
-    x, _ = clustered(n_ids=60, seed=7)
-    _, i_b = knn_ivf(x, 15, nlist=12, nprobe=3, engine="blas")
-    _, i_f = knn_ivf(x, 15, nlist=12, nprobe=3, engine="faiss")
-    assert knn_recall(i_b, i_f) > 0.99  # same centroids and probes; near-ties may swap
-    _, i_h = knn_ivf(x.astype(np.float16), 15, nlist=12, nprobe=3)  # float16 store, in place
-    assert knn_recall(i_h, i_b) > 0.97
+def _fixed_centroids(monkeypatch: pytest.MonkeyPatch, cents: np.ndarray) -> None:
+    """Make both IVF engines use ``cents`` instead of training k-means."""
+    knn_mod = importlib.import_module("reid.cluster.knn")  # the package exports a knn function
+    monkeypatch.setattr(knn_mod, "_train_centroids", lambda *a, **kw: cents.copy())
+
+
+def _reference_ivf(x: np.ndarray, cents: np.ndarray, k: int, nprobe: int,
+                   both_sides: bool) -> np.ndarray:
+    """Straightforward reference of the IVF candidate rule: each row probes the lists of its
+    ``nprobe`` nearest centroids and belongs to the nearest one's list; its candidates are the
+    members of the lists it probes, plus (``both_sides``) the rows probing its own list. Returns
+    the (N, k) ids of the k nearest candidates (self first), -1 where fewer exist."""
+    d2 = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
+    probes = np.argsort(((x[:, None, :] - cents[None]) ** 2).sum(-1), axis=1)[:, :nprobe]
+    own = probes[:, 0]
+    seen = (probes[:, :, None] == own[None, None, :]).any(1)  # seen[q, j]: q scans j's list
+    cand = seen | seen.T if both_sides else seen
+    out = np.full((x.shape[0], k), -1)
+    for i in range(x.shape[0]):
+        js = np.flatnonzero(cand[i])
+        js = js[np.argsort(d2[i, js], kind="stable")][:k]
+        out[i, :js.size] = js
+    return out
+
+
+def test_blas_engine_scans_both_sides_of_every_probe(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The blas engine's lists equal the reference rule with both sides: a row's candidates are
+    the members of the lists it probes and the rows that probe its own list."""
+    x, _ = clustered(n_ids=30, seed=7, d=16)
+    cents = x[np.random.default_rng(0).choice(x.shape[0], 10, replace=False)]
+    _fixed_centroids(monkeypatch, cents)
+    _, idx = knn_ivf(x, 12, nlist=10, nprobe=2, engine="blas")
+    ref_both = _reference_ivf(x, cents, 12, 2, both_sides=True)
+    ref_one = _reference_ivf(x, cents, 12, 2, both_sides=False)
+    np.testing.assert_array_equal(np.sort(idx, 1), np.sort(ref_both, 1))
+    assert (np.sort(ref_both, 1) != np.sort(ref_one, 1)).any(1).sum() > 20  # the rule matters
+
+
+def test_faiss_engine_adds_the_reverse_pairs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The faiss engine searches one side, then offers every pair it found to the other row:
+    row i keeps the k nearest of its own list and of the rows whose lists held i. Its lists are
+    never nearer than the blas engine's, which sees every scanned pair on both sides."""
+    x, _ = clustered(n_ids=30, seed=7, d=16)
+    cents = x[np.random.default_rng(0).choice(x.shape[0], 10, replace=False)]
+    _fixed_centroids(monkeypatch, cents)
+    d_f, i_f = knn_ivf(x, 12, nlist=10, nprobe=2, engine="faiss")
+    one = _reference_ivf(x, cents, 12, 2, both_sides=False)
+    d2 = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
+    for i in range(x.shape[0]):
+        cand = np.union1d(one[i][one[i] >= 0], np.flatnonzero((one == i).any(1)))
+        want = cand[np.argsort(d2[i, cand], kind="stable")][:12]
+        np.testing.assert_array_equal(np.sort(i_f[i]), np.sort(want))
+    d_b, _ = knn_ivf(x, 12, nlist=10, nprobe=2, engine="blas")
+    assert (d_b <= d_f + 1e-5).all()
+    _, i_h = knn_ivf(x.astype(np.float16), 12, nlist=10, nprobe=2)  # float16 store, in place
+    assert knn_recall(i_h, knn_ivf(x, 12, nlist=10, nprobe=2)[1]) > 0.97
 
 
 def test_blas_probing_by_hand(monkeypatch: pytest.MonkeyPatch) -> None:
     """Centroids at 0, 10, 21, 33 on a line (fixed here instead of k-means), two points per
-    list; nprobe 2: every query scans the two lists of its own two nearest centroids."""
-    import importlib
-
-    knn_mod = importlib.import_module("reid.cluster.knn")  # the package exports a knn function
+    list; nprobe 2: every query scans the two lists of its own two nearest centroids, and is
+    itself a candidate of every member of those lists."""
     cents = np.array([[0.0, 0.0], [10.0, 0.0], [21.0, 0.0], [33.0, 0.0]], np.float32)
-    monkeypatch.setattr(knn_mod, "_train_centroids", lambda *a, **kw: cents.copy())
+    _fixed_centroids(monkeypatch, cents)
     x = np.array([[p, 0.0] for p in (-1.0, 1.0, 9.0, 11.0, 20.0, 22.0, 32.0, 34.0)],
                  np.float32)
     dist, idx = knn_ivf(x, 3, nlist=4, nprobe=2, engine="blas")
@@ -90,6 +139,12 @@ def test_blas_probing_by_hand(monkeypatch: pytest.MonkeyPatch) -> None:
     np.testing.assert_array_equal(idx[5], [5, 4, 6])
     # 34 (row 7): centroids 33 (1) and 21 (13) -> 34, 32, 22
     np.testing.assert_array_equal(idx[7], [7, 6, 5])
+    # k = 4: 22 scans 20, 22, 32, 34 only, but 11 scans 22's list (centroid 21 is 11's
+    # second), so the pair (11, 22) at 121 is also offered to 22 and beats 34 at 144.
+    dist4, idx4 = knn_ivf(x, 4, nlist=4, nprobe=2, engine="blas")
+    np.testing.assert_array_equal(idx4[5], [5, 4, 6, 3])
+    np.testing.assert_allclose(dist4[5], [0.0, 4.0, 100.0, 121.0])
+    np.testing.assert_array_equal(idx4[5], knn(x, 4)[1][5])  # = exact here
     _, idx_1 = knn_ivf(x, 3, nlist=4, nprobe=1, engine="blas")  # own list only: 2 points
     np.testing.assert_array_equal(idx_1[3], [3, 2, -1])
     _, idx_all = knn_ivf(x, 3, nlist=4, nprobe=4, engine="blas")  # every list: exact
@@ -279,3 +334,30 @@ def test_auto_knn_on_cuda_without_faiss_gpu_takes_the_torch_path(monkeypatch) ->
     monkeypatch.setattr(knn_mod, "faiss_gpu_available", lambda: True)
     knn(x, 3, device="cuda")
     assert chosen == [("torch", "cuda"), ("faiss", False), ("faiss", False), ("faiss", True)]
+
+
+def test_tiled_real_features_keep_each_tiles_geometry(tmp_path) -> None:
+    """benchmarks/bench_cluster.py's real-feature tiling: tile 0 is the centred, PCA-reduced,
+    L2-normalised real set; tile 1 its rotation (same Gram matrix with noise 0); identities
+    come from (tile, folder, the file name's first 4 digits)."""
+    spec = importlib.util.spec_from_file_location(
+        "bench_cluster", Path(__file__).resolve().parents[1] / "benchmarks" / "bench_cluster.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    rng = np.random.default_rng(0)
+    feats = rng.standard_normal((30, 12)).astype(np.float32)
+    paths = [f"a/{i // 3:04d}_{i % 3:02d}.jpg" for i in range(20)]
+    paths += [f"b/{i // 5:04d}{i % 5:03d}.png" for i in range(10)]
+    np.savez(tmp_path / "f.npz", features=feats, paths=np.array(paths))
+    x, ids = bench.tiled_real_features(str(tmp_path / "f.npz"), 60, 8, noise=0.0)
+    assert x.shape == (60, 8) and x.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-5)
+    c = feats.astype(np.float64) - feats.mean(0)
+    y = c @ np.linalg.svd(c, full_matrices=False)[2][:8].T
+    y /= np.linalg.norm(y, axis=1, keepdims=True)
+    np.testing.assert_allclose(x[:30] @ x[:30].T, y @ y.T, atol=1e-5)
+    np.testing.assert_allclose(x[30:] @ x[30:].T, y @ y.T, atol=1e-5)
+    assert np.abs(x[30:] - x[:30]).max() > 0.1  # rotated, not copied
+    want = [i // 3 for i in range(20)] + [7 + i // 5 for i in range(10)]  # 7 ids in a/
+    np.testing.assert_array_equal(ids[:30], want)
+    np.testing.assert_array_equal(ids[30:], np.array(want) + 9)  # 9 ids per tile
