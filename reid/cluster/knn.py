@@ -356,9 +356,10 @@ def _ivf_blas(store: np.ndarray, k: int, nlist: int, nprobe: int, seed: int, tra
     and from 0.939 to 0.987 (real CUHK03 / CUHK01 features, tiled), and the pseudo labels' ARI
     against exact from 0.981 to 0.986 and from 0.913 to 0.992; the merge does twice the
     insertions.
-    Distances are ||q||^2 + ||x||^2 - 2 q.x like the exact search. Rows are gathered with
-    numpy (a list's members once, the queries per chunk); no copy of the whole store is
-    made."""
+    Distances are ||q||^2 + ||x||^2 - 2 q.x like the exact search. Rows are gathered (a
+    list's members once, the queries per chunk) with torch's multi-threaded ``index_select``
+    from a float32 store, with numpy from a float16 or read-only one; no copy of the whole
+    store is made."""
     n = store.shape[0]
     centroids = _train_centroids(store, nlist, seed, train_size)
     coarse = faiss.IndexFlatL2(centroids.shape[1])
