@@ -220,8 +220,9 @@ def tiled_real_features(path: str, n: int, d: int, noise: float = 0.1, seed: int
 
     z = np.load(path)
     f = z["features"].astype(np.float64)
-    if f.ndim != 2 or f.shape[1] < d:
-        raise SystemExit(f"{path}: need (M, D0 >= {d}) features, got {f.shape}")
+    if f.ndim != 2 or min(f.shape) < d:
+        raise SystemExit(f"{path}: need (M >= {d}, D0 >= {d}) features for {d} principal "
+                         f"components, got {f.shape}")
     keys: dict[tuple[str, str], int] = {}
     base_ids = np.full(f.shape[0], -1, np.int64)
     for i, p in enumerate(z["paths"] if "paths" in z else []):
@@ -289,9 +290,6 @@ def run_scale(args: argparse.Namespace) -> dict:
         if can_reset:
             _reset_peak()
 
-    t = time.perf_counter()
-    opts = ({"nlist": args.nlist, "nprobe": args.nprobe, "fp16": args.ivf_fp16, "pq_m": args.ivf_pq}
-            if args.method == "ivf" else {})
     if args.method == "jitter":  # the exact path on features moved by ~1e-4 per coordinate
         rng = np.random.default_rng(args.seed + 1)
         for a in range(0, n, 65536):
@@ -299,6 +297,9 @@ def run_scale(args: argparse.Namespace) -> dict:
             part += np.float32(args.jitter) * rng.standard_normal(part.shape, dtype=np.float32)
             part /= np.linalg.norm(part, axis=1, keepdims=True)
     method = "exact" if args.method == "jitter" else args.method
+    t = time.perf_counter()
+    opts = ({"nlist": args.nlist, "nprobe": args.nprobe, "fp16": args.ivf_fp16, "pq_m": args.ivf_pq}
+            if args.method == "ivf" else {})
     _, rank = search_knn(x, k1, method=method, device=args.device, **opts)
     stage("knn", t)
     t = time.perf_counter()
