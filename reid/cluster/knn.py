@@ -457,7 +457,8 @@ def knn_ivf(features: np.ndarray | torch.Tensor, k: int, nlist: int = 0,
 
     The ``nlist`` centroids are trained by faiss k-means (``seed``, 10 iterations) on a random
     subset of ``train_size`` rows (0: min(N, 40 nlist)); every query scans the ``nprobe``
-    lists of its nearest centroids. Two engines:
+    lists of its nearest centroids, and every distance computed serves both points of the
+    pair (a point's candidates include the points that scanned its list). Two engines:
 
     * ``"blas"`` (the CPU default): the all-pairs search done list by list, one matrix product
       per list against all the queries probing it (the features are read in place, float16

@@ -13,7 +13,6 @@ from reid.utils.errors import ConfigError
 __all__ = ["CLUSTERING_METHODS", "SAMPLERS", "validate_cfg"]
 
 SAMPLERS = ("random", "pk", "cross_camera")
-TEST_CLIP_SAMPLERS = ("all", "evenly")  # INPUT.SAMPLER_TEST (reid.data.video_sampling)
 CLUSTERING_METHODS = ("spcl", "cap", "cluster_contrast")
 
 
@@ -31,8 +30,10 @@ def validate_cfg(cfg: Any) -> None:
     if sampler not in SAMPLERS:
         raise ConfigError(f"DATALOADER.SAMPLER must be one of {', '.join(SAMPLERS)}, got "
                           f"{sampler!r}")
-    if cfg.INPUT.SAMPLER_TEST not in TEST_CLIP_SAMPLERS:
-        raise ConfigError(f"INPUT.SAMPLER_TEST must be one of {', '.join(TEST_CLIP_SAMPLERS)}, "
+    from reid.data.video_sampling import TEST_SAMPLERS  # the data layer owns the names
+
+    if cfg.INPUT.SAMPLER_TEST not in TEST_SAMPLERS:
+        raise ConfigError(f"INPUT.SAMPLER_TEST must be one of {', '.join(TEST_SAMPLERS)}, "
                           f"got {cfg.INPUT.SAMPLER_TEST!r}")
     if method == "supervised":
         _check_supervised(cfg)
