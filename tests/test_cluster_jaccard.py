@@ -84,6 +84,52 @@ def test_sparse_jaccard_matches_dense_reference(kind, n, k1, k2, plus_one):
         assert dist.nnz < 0.6 * n * n
 
 
+@pytest.mark.parametrize("block_rows,max_distance", [(0, None), (130, None), (130, 0.62)])
+def test_upper_triangle_and_mirror_equal_every_row_in_full(block_rows, max_distance):
+    """jaccard_all computes the j >= i half and mirrors it: bit-identical to computing every
+    row in full (entries, explicit zeros and order), and the half holds no j < i."""
+    from reid.cluster.jaccard import jaccard_all, jaccard_rows, sparse_v_qe
+
+    rng = np.random.default_rng(11)
+    x = _normalize(_clustered(rng, 600, 16, 30, 0.5))
+    _, rank = knn(x, 20)
+    v = sparse_v_qe(x, rank, 20, 6)
+    rows = np.arange(600, dtype=np.int64)
+    full = jaccard_rows(v, rows)
+    owner = np.repeat(rows, np.diff(full.indptr))
+    full.data[full.indices == owner] = 0.0
+    half = jaccard_rows(v, rows, upper=True)
+    assert (half.indices >= np.repeat(rows, np.diff(half.indptr))).all()
+    assert half.nnz == (full.nnz + 600) // 2
+    if max_distance is not None:
+        keep = (full.data <= max_distance) | (full.indices == owner)
+        assert 600 < keep.sum() < keep.size  # the cut removes entries and keeps some
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(owner[keep], minlength=600))])
+        full = sp.csr_matrix((full.data[keep], full.indices[keep], indptr), shape=full.shape)
+    got = jaccard_all(v, block_rows=block_rows, max_distance=max_distance)
+    np.testing.assert_array_equal(got.indptr, full.indptr)
+    np.testing.assert_array_equal(got.indices, full.indices)
+    np.testing.assert_array_equal(got.data, full.data)
+    assert (got.data == 0).sum() > 600  # zero distances are stored, not dropped
+    with pytest.raises(ValueError, match="columns=None"):
+        jaccard_rows(v, rows, columns=v, upper=True)
+
+
+def test_symmetric_from_upper_by_hand():
+    from reid.cluster.jaccard import _symmetric_from_upper
+
+    # upper rows: 0 -> {0: 0, 2: .5}, 1 -> {1: 0, 2: .25, 3: 0}, 2 -> {2: 0}, 3 -> {3: 0}
+    uptr = np.array([0, 2, 5, 6, 7])
+    uidx = np.array([0, 2, 1, 2, 3, 2, 3], np.int32)
+    udata = np.array([0, .5, 0, .25, 0, 0, 0], np.float32)
+    got = _symmetric_from_upper(uptr, uidx, udata)
+    np.testing.assert_array_equal(got.indptr, [0, 2, 5, 8, 10])
+    np.testing.assert_array_equal(got.indices, [0, 2, 1, 2, 3, 0, 1, 2, 1, 3])
+    np.testing.assert_array_equal(got.data, [0, .5, 0, .25, 0, .5, .25, 0, 0, 0])
+    with pytest.raises(RuntimeError, match="diagonal"):
+        _symmetric_from_upper(uptr, uidx[[1, 0, 2, 3, 4, 5, 6]], udata)
+
+
 def test_jaccard_search_and_clipping_to_n():
     rng = np.random.default_rng(3)
     x = rng.normal(size=(7, 5))
