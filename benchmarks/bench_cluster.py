@@ -298,8 +298,8 @@ def run_scale(args: argparse.Namespace) -> dict:
             part /= np.linalg.norm(part, axis=1, keepdims=True)
     method = "exact" if args.method == "jitter" else args.method
     t = time.perf_counter()
-    opts = ({"nlist": args.nlist, "nprobe": args.nprobe, "fp16": args.ivf_fp16, "pq_m": args.ivf_pq}
-            if args.method == "ivf" else {})
+    opts = ({"nlist": args.nlist, "nprobe": args.nprobe, "fp16": args.ivf_fp16, "pq_m": args.ivf_pq,
+             "spherical": args.ivf_spherical} if args.method == "ivf" else {})
     _, rank = search_knn(x, k1, method=method, device=args.device, **opts)
     stage("knn", t)
     t = time.perf_counter()
@@ -354,6 +354,7 @@ def scale_rows(args: argparse.Namespace) -> list[dict]:
                        "--tile-noise", str(args.tile_noise), "--jitter", str(args.jitter),
                        "--save", save]
                 cmd += ["--ivf-fp16"] if args.ivf_fp16 else []
+                cmd += ["--ivf-spherical"] if args.ivf_spherical else []
                 res = subprocess.run(cmd, capture_output=True, text=True)
                 if res.returncode != 0:
                     raise RuntimeError(f"row {method} N={n} failed:\n{res.stderr[-3000:]}")
@@ -420,6 +421,7 @@ def main() -> None:
     g.add_argument("--nlist", type=int, default=0, help="CLUSTER.IVF_NLIST (0 = rule)")
     g.add_argument("--nprobe", type=int, default=32, help="CLUSTER.IVF_NPROBE")
     g.add_argument("--ivf-fp16", action="store_true", help="CLUSTER.IVF_FP16")
+    g.add_argument("--ivf-spherical", action="store_true", help="CLUSTER.IVF_SPHERICAL")
     g.add_argument("--ivf-pq", type=int, default=0, help="CLUSTER.IVF_PQ")
     g.add_argument("--block-rows", type=int, default=50_000, help="CLUSTER.BLOCK_ROWS")
     g.add_argument("--noise", type=float, default=0.1, help="fraction of un-clusterable points")
@@ -444,6 +446,10 @@ def main() -> None:
         rows = scale_rows(args)
         print(f"features: {args.features or 'synthetic clusters'}; kNN stage on {args.device};"
               " the other stages on the CPU")
+        print(f"ivf: nlist {args.nlist or 'rule'}, nprobe {args.nprobe}, "
+              f"{'spherical' if args.ivf_spherical else 'plain'} k-means"
+              + (", fp16" if args.ivf_fp16 else "")
+              + (f", PQ {args.ivf_pq}" if args.ivf_pq else ""))
         print(format_scale_table(rows))
         if args.json:
             with open(args.json, "w") as f:

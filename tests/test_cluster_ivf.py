@@ -50,16 +50,41 @@ def test_nlist_rule() -> None:
     assert ivf_nlist(10**12) == 65536
 
 
+@pytest.mark.parametrize("spherical", [False, True])
 @pytest.mark.parametrize("engine", ["blas", "faiss"])
-def test_ivf_with_all_lists_probed_equals_exact_search(engine: str) -> None:
+def test_ivf_with_all_lists_probed_equals_exact_search(engine: str, spherical: bool) -> None:
     x, _ = clustered()
     d_ex, i_ex = knn(x, 20)
-    d_iv, i_iv = knn_ivf(x, 20, nlist=8, nprobe=8, engine=engine)
+    d_iv, i_iv = knn_ivf(x, 20, nlist=8, nprobe=8, engine=engine, spherical=spherical)
     np.testing.assert_array_equal(i_iv, i_ex)
     np.testing.assert_allclose(d_iv, d_ex, atol=1e-5)
     assert knn_recall(i_iv, i_ex) == 1.0
     _, i_s = search_knn(x, 20, method="ivf", nlist=8, nprobe=100)  # nprobe clipped to nlist
     np.testing.assert_array_equal(i_s, i_ex)
+
+
+def test_spherical_centroids_spread_the_diffuse_rows() -> None:
+    """Plain k-means on unit-norm rows puts the diffuse rows into lists of small-norm
+    centroids, which every query probes; spherical k-means (CLUSTER.IVF_SPHERICAL) has
+    unit-norm centroids, spreads those rows and scans fewer rows per query."""
+    import faiss
+
+    knn_mod = importlib.import_module("reid.cluster.knn")
+    x, ids = clustered(n_ids=60, per_id=12, noise=300, seed=0)
+    stats = {}
+    for spherical in (False, True):
+        cents = knn_mod._train_centroids(x, 24, 0, 0, spherical=spherical)
+        coarse = faiss.IndexFlatL2(x.shape[1])
+        coarse.add(cents)
+        probes = coarse.search(x, 4)[1]
+        sizes = np.bincount(probes[:, 0], minlength=24)
+        stats[spherical] = (np.linalg.norm(cents, axis=1),
+                            np.bincount(probes[ids < 0, 0], minlength=24).max(),
+                            sizes[probes].sum(1).mean())
+    np.testing.assert_allclose(stats[True][0], 1.0, atol=1e-5)
+    assert stats[False][0].min() < 0.5  # a centroid of diffuse rows
+    assert stats[False][1] > 2 * stats[True][1]  # diffuse rows per list, at most
+    assert stats[False][2] > 1.1 * stats[True][2]  # rows scanned per query
 
 
 def _fixed_centroids(monkeypatch: pytest.MonkeyPatch, cents: np.ndarray) -> None:
@@ -264,12 +289,13 @@ def test_streamed_jaccard_with_cut_keeps_exactly_the_small_entries() -> None:
 def test_config_keys_reach_the_labeler() -> None:
     cfg = get_cfg()
     assert (cfg.CLUSTER.KNN, cfg.CLUSTER.IVF_NLIST, cfg.CLUSTER.IVF_NPROBE,
-            cfg.CLUSTER.BLOCK_ROWS) == ("exact", 0, 32, 0)
+            cfg.CLUSTER.BLOCK_ROWS, cfg.CLUSTER.IVF_SPHERICAL) == ("exact", 0, 32, 0, False)
     cfg.merge_from_list(["CLUSTER.KNN", "ivf", "CLUSTER.IVF_NLIST", "6", "CLUSTER.IVF_NPROBE",
                          "6", "CLUSTER.BLOCK_ROWS", "64", "CLUSTER.K1", "20"])
     labeler = build_pseudo_labeler(cfg)
     assert labeler.knn_method == "ivf" and labeler.block_rows == 64
-    assert labeler.knn_options == {"nlist": 6, "nprobe": 6, "fp16": False, "pq_m": 0}
+    assert labeler.knn_options == {"nlist": 6, "nprobe": 6, "fp16": False, "pq_m": 0,
+                                   "spherical": False}
     x, _ = clustered(seed=1)
     lab, _ = labeler(x)
     ref, _ = SelfPacedLabeler(k1=20, k2=6)(x)

@@ -50,7 +50,8 @@ def _build_dbscan_labeler(cfg: Any, device: torch.device | str | None) -> SelfPa
                             camera_aware=c.CAMERA_AWARE, k1_inter=c.K1_INTER,
                             k2_inter=c.K2_INTER, knn_method=c.KNN,
                             knn_options={"nlist": c.IVF_NLIST, "nprobe": c.IVF_NPROBE,
-                                         "fp16": c.IVF_FP16, "pq_m": c.IVF_PQ},
+                                         "fp16": c.IVF_FP16, "pq_m": c.IVF_PQ,
+                                         "spherical": c.IVF_SPHERICAL},
                             block_rows=c.BLOCK_ROWS)
 
 

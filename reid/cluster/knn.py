@@ -19,12 +19,18 @@ the GPU when faiss has GPU support), with the same output contract as :func:`knn
 distance 0). :func:`search_knn` picks one of the two by name (``CLUSTER.KNN``: "exact" or
 "ivf"); :func:`knn_recall` measures an approximate result against the exact one.
 
-IVF parameters (``CLUSTER.IVF_NLIST`` / ``CLUSTER.IVF_NPROBE``): ``nlist = 0`` takes the rule
+IVF parameters (``CLUSTER.IVF_NLIST`` / ``CLUSTER.IVF_NPROBE`` / ``CLUSTER.IVF_SPHERICAL``):
+``nlist = 0`` takes the rule
 :func:`ivf_nlist` = round(4 sqrt(N)) clamped to [1, min(65536, N // 39)] (faiss wants >= 39
 training points per list); ``nprobe`` (default 32) lists are scanned per query, clipped to
 nlist. Every distance computed is used for both points of the pair (the blas engine inserts
 it on both sides; the faiss engine offers the pairs it found to the other side afterwards), so
-a point also gets the candidates that found it. ``nprobe >= nlist`` scans every list, i.e. an
+a point also gets the candidates that found it. ``spherical`` trains the centroids by
+spherical k-means (re-normalised to unit norm after every iteration), for L2-normalised
+features: a row's list is then the centroid of the largest cosine, and the lists are even.
+With plain k-means on unit-norm rows, diffuse rows (junk, outliers) gather in lists of
+small-norm centroids, which are near every query and so are probed by all of them.
+``nprobe >= nlist`` scans every list, i.e. an
 exact search (same neighbours as :func:`knn` up to floating-point near-ties). Cost per query
 ~ nlist (coarse quantiser) + N nprobe / nlist (list scan), i.e. O(sqrt(N)) with the rule,
 against O(N) for the exact search.
@@ -270,15 +276,16 @@ def _ivf_index(d: int, nlist: int, fp16: bool, pq_m: int):
 
 
 def _train_centroids(store: np.ndarray, nlist: int, seed: int, train_size: int,
-                     niter: int = 10) -> np.ndarray:
+                     niter: int = 10, spherical: bool = False) -> np.ndarray:
     """(nlist, D) float32 k-means centroids (faiss, ``niter`` Lloyd iterations) of a random
-    subset of ``train_size`` rows (0: min(N, 40 nlist))."""
+    subset of ``train_size`` rows (0: min(N, 40 nlist)); ``spherical``: unit-norm centroids,
+    re-normalised after every iteration."""
     n, d = store.shape
     ntrain = min(n, train_size if train_size > 0 else max(40 * nlist, 1000))
     rng = np.random.default_rng(seed)
     sample = np.sort(rng.choice(n, ntrain, replace=False)) if ntrain < n else np.arange(n)
     train = as_float32_matrix(store[sample])
-    km = faiss.Kmeans(d, nlist, niter=niter, seed=seed, verbose=False,
+    km = faiss.Kmeans(d, nlist, niter=niter, seed=seed, verbose=False, spherical=spherical,
                       max_points_per_centroid=max(256, -(-ntrain // nlist)))
     with progress(total=1, desc=f"IVF k-means (nlist={nlist}, {ntrain} points)") as bar:
         km.train(train)
@@ -341,8 +348,8 @@ def _add_reverse_pairs(best_d, best_i):
 
 
 def _ivf_blas(store: np.ndarray, k: int, nlist: int, nprobe: int, seed: int, train_size: int,
-              block: int, max_tile: int = 1 << 22, max_rows: int = 8192
-              ) -> tuple[np.ndarray, np.ndarray]:
+              block: int, spherical: bool = False, max_tile: int = 1 << 22,
+              max_rows: int = 8192) -> tuple[np.ndarray, np.ndarray]:
     """All-pairs IVF search with matrix products: every list is scanned once for all the
     queries that probe it (one GEMM per list and query chunk of at most ``max_rows`` queries
     and ``max_tile`` products, into one reused buffer), and a numba kernel inserts the tile's
@@ -361,7 +368,7 @@ def _ivf_blas(store: np.ndarray, k: int, nlist: int, nprobe: int, seed: int, tra
     from a float32 store, with numpy from a float16 or read-only one; no copy of the whole
     store is made."""
     n = store.shape[0]
-    centroids = _train_centroids(store, nlist, seed, train_size)
+    centroids = _train_centroids(store, nlist, seed, train_size, spherical=spherical)
     coarse = faiss.IndexFlatL2(centroids.shape[1])
     coarse.add(centroids)
     probes = np.empty((n, nprobe), np.int32)
@@ -410,13 +417,13 @@ def _ivf_blas(store: np.ndarray, k: int, nlist: int, nprobe: int, seed: int, tra
 
 
 def _ivf_faiss(store: np.ndarray, k: int, nlist: int, nprobe: int, dev: torch.device,
-               fp16: bool, pq_m: int, seed: int, train_size: int, block: int
-               ) -> tuple[np.ndarray, np.ndarray]:
+               fp16: bool, pq_m: int, seed: int, train_size: int, block: int,
+               spherical: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """IVF search with a faiss index (IVF-Flat / IVF-SQfp16 / IVF-PQ), on the GPU when ``dev``
     is CUDA and faiss has GPU support; every pair found is then offered to the other side's
     list too (:func:`_add_reverse_pairs`)."""
     n, d = store.shape
-    centroids = _train_centroids(store, nlist, seed, train_size)
+    centroids = _train_centroids(store, nlist, seed, train_size, spherical=spherical)
     index = _ivf_index(d, nlist, fp16, pq_m)
     index.quantizer.add(centroids)
     index.quantizer.is_trained = True
@@ -452,7 +459,8 @@ def _ivf_faiss(store: np.ndarray, k: int, nlist: int, nprobe: int, dev: torch.de
 def knn_ivf(features: np.ndarray | torch.Tensor, k: int, nlist: int = 0,
             nprobe: int = IVF_NPROBE_DEFAULT, device: str | torch.device | None = None,
             fp16: bool = False, pq_m: int = 0, seed: int = 0, train_size: int = 0,
-            block: int = 65536, engine: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+            block: int = 65536, engine: str = "auto", spherical: bool = False
+            ) -> tuple[np.ndarray, np.ndarray]:
     """Approximate k nearest neighbours of every row among all rows with an IVF partition.
 
     The ``nlist`` centroids are trained by faiss k-means (``seed``, 10 iterations) on a random
@@ -478,6 +486,9 @@ def knn_ivf(features: np.ndarray | torch.Tensor, k: int, nlist: int = 0,
             distances are then approximate too.
         seed: k-means and training-subset seed.
         engine: "auto", "blas" or "faiss".
+        spherical: spherical k-means (unit-norm centroids), for L2-normalised features: even
+            lists (see the module docstring). The probes are unchanged: with unit-norm
+            centroids the nearest in L2 is the one of the largest dot product.
 
     Returns:
         ``(distances, indices)`` as :func:`knn`: (N, k) float32 ascending, column 0 the row
@@ -511,10 +522,11 @@ def knn_ivf(features: np.ndarray | torch.Tensor, k: int, nlist: int = 0,
     if not np.isfinite(store[:: max(1, n // 1000)]).all():
         as_float32_matrix(store)  # raises with the offending row
     if engine == "blas":
-        dist, idx = _ivf_blas(store, k, nlist, nprobe, seed, train_size, block)
+        dist, idx = _ivf_blas(store, k, nlist, nprobe, seed, train_size, block,
+                              spherical=spherical)
     else:
         dist, idx = _ivf_faiss(store, k, nlist, nprobe, dev, fp16, pq_m, seed, train_size,
-                               block)
+                               block, spherical=spherical)
     _put_self_first(dist, idx)
     return dist, idx
 
@@ -522,14 +534,14 @@ def knn_ivf(features: np.ndarray | torch.Tensor, k: int, nlist: int = 0,
 def search_knn(features: np.ndarray | torch.Tensor, k: int, method: str = "exact",
                device: str | torch.device | None = None, backend: str = "auto",
                nlist: int = 0, nprobe: int = IVF_NPROBE_DEFAULT, fp16: bool = False,
-               pq_m: int = 0) -> tuple[np.ndarray, np.ndarray]:
+               pq_m: int = 0, spherical: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """kNN by name: ``method="exact"`` is :func:`knn` (``backend``), ``"ivf"`` is
-    :func:`knn_ivf` (``nlist``, ``nprobe``, ``fp16``, ``pq_m``)."""
+    :func:`knn_ivf` (``nlist``, ``nprobe``, ``fp16``, ``pq_m``, ``spherical``)."""
     if method == "exact":
         return knn(features, k, device=device, backend=backend)
     if method == "ivf":
         return knn_ivf(features, k, nlist=nlist, nprobe=nprobe, device=device, fp16=fp16,
-                       pq_m=pq_m)
+                       pq_m=pq_m, spherical=spherical)
     raise ValueError(f"kNN method must be one of {KNN_METHODS}, got {method!r}")
 
 
