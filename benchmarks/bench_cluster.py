@@ -267,8 +267,12 @@ def run_scale(args: argparse.Namespace) -> dict:
 
     n, d, k1, k2 = args.n, args.d, 30, 6
     eps, gap, min_samples = 0.6, 0.02, 4
-    jaccard_distance(clustered_features(300, 16)[0], k1=k1, k2=k2, block_rows=100,
-                     max_distance=eps + gap, normalized=True)  # numba compile / cache load
+    tiny = clustered_features(300, 16)[0]
+    jaccard_distance(tiny, k1=k1, k2=k2, block_rows=100, max_distance=eps + gap,
+                     normalized=True)  # numba compile / cache load, outside the timers
+    if args.method == "ivf":  # the IVF merge kernels too (recompiled after an edit)
+        search_knn(tiny, k1, method="ivf", device=args.device, pq_m=args.ivf_pq and 4,
+                   fp16=args.ivf_fp16, spherical=args.ivf_spherical)
     if args.features:
         x, ids = tiled_real_features(args.features, n, d, noise=args.tile_noise, seed=args.seed)
     else:
