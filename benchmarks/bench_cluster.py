@@ -337,8 +337,34 @@ def run_scale(args: argparse.Namespace) -> dict:
     return out
 
 
+def _run_row(args: argparse.Namespace, method: str, n: int, save: str) -> dict:
+    """One row in a child process (its own peak RSS); ``save`` a path prefix for the kNN lists
+    and labels, or "" for none."""
+    cmd = [sys.executable, __file__, "--scale-case", "--method", method, "--n", str(n),
+           "--d", str(args.dim), "--nlist", str(args.nlist), "--nprobe",
+           str(args.nprobe), "--ivf-pq", str(args.ivf_pq), "--block-rows",
+           str(args.block_rows), "--noise", str(args.noise), "--seed", str(args.seed),
+           "--device", args.device, "--features", args.features,
+           "--tile-noise", str(args.tile_noise), "--jitter", str(args.jitter),
+           "--save", save]
+    cmd += ["--ivf-fp16"] if args.ivf_fp16 else []
+    cmd += ["--ivf-spherical"] if args.ivf_spherical else []
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError(f"row {method} N={n} failed:\n{res.stderr[-3000:]}")
+    row = json.loads(res.stdout.strip().splitlines()[-1])
+    print(f"done {method} N={n}: {row['total_s']:.1f} s, peak {row['peak_gib']:.2f} GiB",
+          file=sys.stderr, flush=True)
+    return row
+
+
 def scale_rows(args: argparse.Namespace) -> list[dict]:
-    """Run every (N, method) row in a child process; exact first so IVF can be compared."""
+    """Run every (N, method) row in a child process; exact first so IVF can be compared.
+
+    With ``--repeat R`` the methods run R times in turn (exact, ivf, ..., exact, ivf, ...), so
+    a change in the machine's speed falls on every method alike; each method's row is its run
+    of median total time, with every run's total in ``total_runs``, and the time ratios are
+    between those medians. Recall and ARI come from the first round (the runs are seeded)."""
     from reid.cluster.knn import knn_recall
     from reid.cluster.quality import partition_ari
 
@@ -347,34 +373,25 @@ def scale_rows(args: argparse.Namespace) -> list[dict]:
         for n in args.sizes:
             methods = [m for m in args.methods
                        if m not in ("exact", "jitter") or n <= args.exact_max]
-            saved: dict[str, str] = {}
+            runs: dict[str, list[dict]] = {m: [] for m in methods}
+            for rep in range(args.repeat):
+                for method in methods:
+                    save = os.path.join(tmp, f"{method}_{n}") if rep == 0 else ""
+                    runs[method].append(_run_row(args, method, n, save))
             for method in methods:
-                save = os.path.join(tmp, f"{method}_{n}")
-                cmd = [sys.executable, __file__, "--scale-case", "--method", method, "--n", str(n),
-                       "--d", str(args.dim), "--nlist", str(args.nlist), "--nprobe",
-                       str(args.nprobe), "--ivf-pq", str(args.ivf_pq), "--block-rows",
-                       str(args.block_rows), "--noise", str(args.noise), "--seed", str(args.seed),
-                       "--device", args.device, "--features", args.features,
-                       "--tile-noise", str(args.tile_noise), "--jitter", str(args.jitter),
-                       "--save", save]
-                cmd += ["--ivf-fp16"] if args.ivf_fp16 else []
-                cmd += ["--ivf-spherical"] if args.ivf_spherical else []
-                res = subprocess.run(cmd, capture_output=True, text=True)
-                if res.returncode != 0:
-                    raise RuntimeError(f"row {method} N={n} failed:\n{res.stderr[-3000:]}")
-                row = json.loads(res.stdout.strip().splitlines()[-1])
-                saved[method] = save
-                if method != "exact" and "exact" in saved:
+                by_time = sorted(runs[method], key=lambda r: r["total_s"])
+                row = dict(by_time[(len(by_time) - 1) // 2])
+                row["total_runs"] = [r["total_s"] for r in runs[method]]
+                if method != "exact" and "exact" in runs:
                     ex = next(r for r in rows if r["n"] == n and r["method"] == "exact")
-                    row["recall"] = knn_recall(np.load(save + "_rank.npy"),
-                                               np.load(saved["exact"] + "_rank.npy"))
-                    row["ari_vs_exact"] = partition_ari(np.load(save + "_labels.npy"),
-                                                        np.load(saved["exact"] + "_labels.npy"))
+                    mine, ref = os.path.join(tmp, f"{method}_{n}"), os.path.join(tmp, f"exact_{n}")
+                    row["recall"] = knn_recall(np.load(mine + "_rank.npy"),
+                                               np.load(ref + "_rank.npy"))
+                    row["ari_vs_exact"] = partition_ari(np.load(mine + "_labels.npy"),
+                                                        np.load(ref + "_labels.npy"))
                     row["speedup"] = ex["total_s"] / row["total_s"]
                     row["cpu_speedup"] = ex["total_cpu_s"] / row["total_cpu_s"]
                 rows.append(row)
-                print(f"done {method} N={n}: {row['total_s']:.1f} s, "
-                      f"peak {row['peak_gib']:.2f} GiB", file=sys.stderr, flush=True)
     return rows
 
 
@@ -400,6 +417,10 @@ def format_scale_table(rows: list[dict]) -> str:
             f"{r['clusters']:>9}{r['unclustered']:>8}{r['ari_true']:>8.3f}"
             f"{opt(r, 'recall', '.3f'):>8}{opt(r, 'ari_vs_exact', '.3f'):>8}"
             f"{opt(r, 'speedup', '.2f'):>8}{opt(r, 'cpu_speedup', '.2f'):>11}")
+    for r in rows:
+        if len(r.get("total_runs", [])) > 1:
+            lines.append(f"{r['method']} N={r['n']}: total s of the {len(r['total_runs'])} "
+                         "runs, in order: " + ", ".join(f"{t:.1f}" for t in r["total_runs"]))
     return "\n".join(lines)
 
 
@@ -435,6 +456,8 @@ def main() -> None:
     g.add_argument("--tile-noise", type=float, default=0.1,
                    help="norm of the Gaussian noise added to the tiled real features")
     g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--repeat", type=int, default=1,
+                   help="run the methods this many times in turn; rows are the median runs")
     g.add_argument("--device", default="cpu",
                    help="device of the kNN stage (cuda: faiss-GPU, else the exact torch search "
                         "on the GPU; Jaccard, DBSCAN and reliability stay on the CPU)")

@@ -366,14 +366,52 @@ def test_auto_knn_on_cuda_without_faiss_gpu_takes_the_torch_path(monkeypatch) ->
     assert chosen == [("torch", "cuda"), ("faiss", False), ("faiss", False), ("faiss", True)]
 
 
-def test_tiled_real_features_keep_each_tiles_geometry(tmp_path) -> None:
-    """benchmarks/bench_cluster.py's real-feature tiling: tile 0 is the centred, PCA-reduced,
-    L2-normalised real set; tile 1 its rotation (same Gram matrix with noise 0); identities
-    come from (tile, folder, the file name's first 4 digits)."""
+def _bench_module():
     spec = importlib.util.spec_from_file_location(
         "bench_cluster", Path(__file__).resolve().parents[1] / "benchmarks" / "bench_cluster.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
+    return bench
+
+
+def test_bench_repeat_takes_the_median_runs(monkeypatch) -> None:
+    """bench_cluster --repeat 3: the methods run in turn, each row is its median-time run, the
+    ratio is between medians, and recall / ARI come from the first round's saved lists."""
+    import argparse
+
+    bench = _bench_module()
+    times = {"exact": [50.0, 40.0, 44.0], "ivf": [9.0, 7.0, 8.0]}
+    order = []
+    exact_rank = np.array([[0, 1, 2], [1, 0, 2], [2, 1, 0], [3, 2, 1]])
+    ivf_rank = np.array([[0, 1, 2], [1, 0, 3], [2, 1, 0], [3, 2, 1]])
+    labels = {"exact": np.array([0, 0, 1, 1]), "ivf": np.array([0, 0, 1, -1])}
+
+    def fake_run(args, method, n, save):
+        rep = sum(m == method for m in order)
+        order.append(method)
+        if save:
+            np.save(save + "_rank.npy", exact_rank if method == "exact" else ivf_rank)
+            np.save(save + "_labels.npy", labels[method])
+        t = times[method][rep]
+        return {"method": method, "n": n, "total_s": t, "total_cpu_s": 2 * t, "rep": rep}
+
+    monkeypatch.setattr(bench, "_run_row", fake_run)
+    args = argparse.Namespace(sizes=[4], methods=["exact", "ivf"], exact_max=10, repeat=3)
+    rows = bench.scale_rows(args)
+    assert order == ["exact", "ivf"] * 3
+    assert [r["rep"] for r in rows] == [2, 2]  # 44 of (50, 40, 44); 8 of (9, 7, 8)
+    assert rows[0]["total_runs"] == [50.0, 40.0, 44.0]
+    assert rows[1]["speedup"] == pytest.approx(44.0 / 8.0)
+    assert rows[1]["cpu_speedup"] == pytest.approx(88.0 / 16.0)
+    assert rows[1]["recall"] == pytest.approx(11 / 12)  # row 1 lost one of its three
+    assert rows[1]["ari_vs_exact"] == pytest.approx(partition_ari(labels["ivf"], labels["exact"]))
+
+
+def test_tiled_real_features_keep_each_tiles_geometry(tmp_path) -> None:
+    """benchmarks/bench_cluster.py's real-feature tiling: tile 0 is the centred, PCA-reduced,
+    L2-normalised real set; tile 1 its rotation (same Gram matrix with noise 0); identities
+    come from (tile, folder, the file name's first 4 digits)."""
+    bench = _bench_module()
     rng = np.random.default_rng(0)
     feats = rng.standard_normal((30, 12)).astype(np.float32)
     paths = [f"a/{i // 3:04d}_{i % 3:02d}.jpg" for i in range(20)]
