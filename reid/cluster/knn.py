@@ -20,20 +20,23 @@ distance 0). :func:`search_knn` picks one of the two by name (``CLUSTER.KNN``: "
 "ivf"); :func:`knn_recall` measures an approximate result against the exact one.
 
 IVF parameters (``CLUSTER.IVF_NLIST`` / ``CLUSTER.IVF_NPROBE`` / ``CLUSTER.IVF_SPHERICAL``):
-``nlist = 0`` takes the rule
-:func:`ivf_nlist` = round(4 sqrt(N)) clamped to [1, min(65536, N // 39)] (faiss wants >= 39
-training points per list); ``nprobe`` (default 32) lists are scanned per query, clipped to
-nlist. Every distance computed is used for both points of the pair (the blas engine inserts
-it on both sides; the faiss engine offers the pairs it found to the other side afterwards), so
-a point also gets the candidates that found it. ``spherical`` trains the centroids by
-spherical k-means (re-normalised to unit norm after every iteration), for L2-normalised
-features: a row's list is then the centroid of the largest cosine, and the lists are even.
-With plain k-means on unit-norm rows, diffuse rows (junk, outliers) gather in lists of
-small-norm centroids, which are near every query and so are probed by all of them.
-``nprobe >= nlist`` scans every list, i.e. an
-exact search (same neighbours as :func:`knn` up to floating-point near-ties). Cost per query
-~ nlist (coarse quantiser) + N nprobe / nlist (list scan), i.e. O(sqrt(N)) with the rule,
-against O(N) for the exact search.
+``nlist = 0`` takes the rule :func:`ivf_nlist` = round(4 sqrt(N)) clamped to
+[1, min(65536, N // 39)] (faiss wants >= 39 training points per list); ``nprobe`` (default
+32) lists are scanned per query, clipped to nlist. Every distance computed is used for both
+points of the pair (the blas engine inserts it on both sides; the faiss engine offers the
+pairs it found to the other side afterwards), so a point also gets the candidates that found
+it. ``nprobe >= nlist`` scans every list, i.e. an exact search (same neighbours as
+:func:`knn` up to floating-point near-ties). Cost per query ~ nlist (coarse quantiser) +
+N nprobe / nlist (list scan), i.e. O(sqrt(N)) with the rule, against O(N) for the exact
+search.
+
+``spherical`` trains the centroids by spherical k-means (re-normalised to unit norm after
+every iteration), for L2-normalised features: a row's list is then the centroid of the
+largest cosine, and the lists are even. With plain k-means on unit-norm rows, diffuse rows
+(junk, outliers) gather in lists of small-norm centroids, which are near every query and so
+are scanned by all of them. The trade-off measured in ``docs/SCALING.md``: on real features
+the same time and a slightly higher agreement with exact; on the synthetic clusters half the
+kNN time and a lower one.
 
 Memory of the IVF search (bytes per image, D = feature dimension, k neighbours): engine
 "blas": 12 k (running top-k ids + distances) + 12 nprobe (probe lists and their inverse) + 8
