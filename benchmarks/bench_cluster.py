@@ -29,11 +29,15 @@ exact".
     python benchmarks/bench_cluster.py --sizes 100000 --dim 256               # exact + ivf
     python benchmarks/bench_cluster.py --sizes 300000 --dim 256
     python benchmarks/bench_cluster.py --sizes 1000000 --dim 256 --methods ivf
-    python benchmarks/bench_cluster.py --sizes 1000000 --dim 2048 --methods ivf --ivf-fp16
+    python benchmarks/bench_cluster.py --sizes 1000000 --dim 2048 --methods ivf --ivf-spherical
     python tools/extract.py --config-file C --weights W --input DIRS --output real.npz
     python benchmarks/bench_cluster.py --sizes 100000 --features real.npz --methods exact ivf jitter
+    python benchmarks/bench_cluster.py --sizes 100000 --features real.npz --repeat 3
 
 ``--block-rows`` (default 50000) is ``CLUSTER.BLOCK_ROWS``; 0 runs the in-memory Jaccard path.
+``--nlist`` / ``--nprobe`` / ``--ivf-spherical`` / ``--ivf-fp16`` / ``--ivf-pq`` are the
+``CLUSTER.IVF_*`` keys. ``--repeat R`` runs the methods R times in turn and reports each
+method's median run (the machine's speed drifts; ratios are between medians).
 ``--json FILE`` also writes the rows.
 """
 from __future__ import annotations
