@@ -72,6 +72,7 @@ from numba import njit, prange
 
 from reid.cluster.knn import as_float32_matrix, search_knn
 from reid.utils.progress import progress
+from reid.utils.sorted_search import lower_bound
 
 logger = logging.getLogger(__name__)
 
@@ -411,18 +412,6 @@ def sparse_v_qe(x: np.ndarray, rank: np.ndarray, k1: int, k2: int, block_rows: i
     return query_expand_blocked(v, rank[:, :k2])  # = query_expand(v, rank[:, :k2]), bit for bit
 
 
-@njit(cache=True)
-def _first_at_least(ti, lo, hi, v):
-    """The first position b in ``[lo, hi)`` with ``ti[b] >= v`` (``ti[lo:hi]`` ascending)."""
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if ti[mid] < v:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
 @njit(parallel=True, cache=True)
 def _jaccard_count(rows, vp, vi, tp, ti, ncols, nchunks, upper):
     nr = rows.shape[0]
@@ -435,7 +424,7 @@ def _jaccard_count(rows, vp, vi, tp, ti, ncols, nchunks, upper):
             nt = 0
             for a in range(vp[i], vp[i + 1]):
                 k = vi[a]
-                b0 = _first_at_least(ti, tp[k], tp[k + 1], i) if upper else tp[k]
+                b0 = lower_bound(ti, tp[k], tp[k + 1], i) if upper else tp[k]
                 for b in range(b0, tp[k + 1]):
                     j = ti[b]
                     if not mark[j]:
@@ -459,7 +448,7 @@ def _accumulate_row(i, vp, vi, vd, tp, ti, td, acc, mark, touched, upper):
     for a in range(vp[i], vp[i + 1]):
         k = vi[a]
         vik = vd[a]
-        b0 = _first_at_least(ti, tp[k], tp[k + 1], i) if upper else tp[k]
+        b0 = lower_bound(ti, tp[k], tp[k + 1], i) if upper else tp[k]
         for b in range(b0, tp[k + 1]):
             j = ti[b]
             if not mark[j]:

@@ -26,6 +26,8 @@ import logging
 import numpy as np
 from numba import njit, prange
 
+from reid.utils.sorted_search import lower_bound
+
 logger = logging.getLogger(__name__)
 
 # Up to this many true matches, a match's bucket is found by a branch-free linear count
@@ -80,20 +82,6 @@ def _check_inputs(distmat, q_pids, g_pids, q_camids, g_camids):
 
 
 # --------------------------------------------------------------------------- numba kernels
-@njit(cache=True)
-def _lower_bound(sorted_values, value):
-    """First position ``p`` with ``sorted_values[p] >= value``."""
-    lo = 0
-    hi = len(sorted_values)
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if sorted_values[mid] < value:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
 @njit(parallel=True, cache=True)
 def _rank_stats_kernel(distmat, q_pids, q_camids, g_pids, g_camids, order, sorted_pids):
     """Per-query (first-match rank, AP, INP, has-NaN) without sorting the rows.
@@ -114,8 +102,8 @@ def _rank_stats_kernel(distmat, q_pids, q_camids, g_pids, g_camids, order, sorte
         row = distmat[i]
         qp = q_pids[i]
         qc = q_camids[i]
-        lo = _lower_bound(sorted_pids, qp)
-        hi = _lower_bound(sorted_pids, qp + 1)
+        lo = lower_bound(sorted_pids, 0, sorted_pids.shape[0], qp)
+        hi = lower_bound(sorted_pids, 0, sorted_pids.shape[0], qp + 1)
         m = 0
         for t in range(lo, hi):
             if g_camids[order[t]] != qc:
@@ -190,7 +178,7 @@ def _sgs_kernel(distmat, q_pids, q_camids, g_camids, order, group_starts, group_
     for i in prange(nq):
         qp = q_pids[i]
         qc = q_camids[i]
-        g = _lower_bound(group_pids, qp)
+        g = lower_bound(group_pids, 0, group_pids.shape[0], qp)
         if g == ngroups or group_pids[g] != qp:
             continue
         best = -1
