@@ -138,15 +138,7 @@ def _rank_stats_kernel(distmat, q_pids, q_camids, g_pids, g_camids, order, sorte
                 for t in range(m):
                     p += sd[t] < d
             else:  # binary search: number of matches strictly closer than d
-                a = 0
-                b = m
-                while a < b:
-                    mid = (a + b) >> 1
-                    if sd[mid] < d:
-                        a = mid + 1
-                    else:
-                        b = mid
-                p = a
+                p = lower_bound(sd, 0, m, d)
             if p < m and sd[p] == d:  # tie with matches: the smaller gallery index first
                 while p < m and sd[p] == d and si[p] < k:
                     p += 1
