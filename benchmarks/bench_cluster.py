@@ -274,7 +274,7 @@ def run_scale(args: argparse.Namespace) -> dict:
     tiny = clustered_features(300, 16)[0]
     jaccard_distance(tiny, k1=k1, k2=k2, block_rows=100, max_distance=eps + gap,
                      normalized=True)  # numba compile / cache load, outside the timers
-    if args.method == "ivf":  # the IVF merge kernels too (recompiled after an edit)
+    if args.method == "ivf":  # the IVF merge kernels too (recompiled after an edit); PQ: 4
         search_knn(tiny, k1, method="ivf", device=args.device, pq_m=args.ivf_pq and 4,
                    fp16=args.ivf_fp16, spherical=args.ivf_spherical)
     if args.features:
@@ -470,6 +470,8 @@ def main() -> None:
     g.add_argument("--method", default="ivf", help=argparse.SUPPRESS)
     g.add_argument("--save", default="", help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.repeat < 1:
+        p.error(f"--repeat must be >= 1, got {args.repeat}")
     if args.scale_case:
         print(json.dumps(run_scale(args)))
         return

@@ -51,12 +51,10 @@ kNN lists kept             8 kc (int64; distances dropped)
 reciprocal sets            8 (kc + 1) + 8 (round(k1/2) + 1) + 16
 V (CSR float64, int64)     16 e_v
 V_qe (CSR float64, int32)  12 e_qe (+ per-thread scratch of 17 N bytes)
-V_qe transposed            12 e_qe (+ int64/float64 copies in the in-memory path)
-Jaccard output (float32,   8 e_j in memory, at peak twice (the upper half in
-int32)                     parts, stacked, then the mirrored whole); streaming
-                           with the cut: 1.5 x 8 e_j(<= max_distance) (the kept
-                           upper half, then the whole) + one block of 8 x 96
-                           slots; without the cut 1.5 x 8 e_j + one block
+V_qe transposed            12 e_qe (+ int64/float64 copies in :func:`jaccard_rows`)
+Jaccard output (float32,   1.5 x 8 e_j at the peak (the upper half in blocks,
+int32)                     then the mirrored whole); with the cut 1.5 x 8
+                           e_j(<= max_distance) + one block of 8 x 96 slots
 DBSCAN (three radii)       ~ 40 e_j(<= eps) transient (COO + symmetrised copies)
 =========================  ====================================================
 """
@@ -689,21 +687,11 @@ def jaccard_all(v_qe: sp.csr_matrix, block_rows: int = 0, max_distance: float | 
     (:func:`_symmetric_from_upper`): about half the work, and the same entries, bit for bit,
     as computing every row in full.
 
-    ``block_rows > 0`` or ``max_distance`` set: the streaming path (:func:`_jaccard_streamed`),
-    same entries (those ``<= max_distance`` only, when set).
+    Computed by :func:`_jaccard_streamed` in blocks of ``block_rows`` rows (0: N / 10, at least
+    1,000) with the transposed encoding built once; ``max_distance`` keeps only the entries
+    ``<= max_distance`` and the diagonal, the others are the same entries.
     """
-    if block_rows > 0 or max_distance is not None:
-        return _jaccard_streamed(v_qe, block_rows, max_distance)
-    n = v_qe.shape[0]
-    chunks = np.array_split(np.arange(n, dtype=np.int64), max(1, min(10, n // 1000)))
-    parts = [jaccard_rows(v_qe, rows, upper=True)
-             for rows in progress(chunks, desc=f"Jaccard distance (N={n})")]
-    upper = parts[0] if len(parts) == 1 else sp.vstack(parts, format="csr")
-    del parts
-    upper.data[upper.indptr[:-1]] = 0.0  # the diagonal opens every upper row
-    dist = _symmetric_from_upper(upper.indptr, upper.indices, upper.data)
-    logger.debug("Jaccard distance: N=%d, %.1f stored entries per row", n, dist.nnz / n)
-    return dist
+    return _jaccard_streamed(v_qe, block_rows, max_distance)
 
 
 @njit(cache=True)
@@ -762,7 +750,7 @@ def _jaccard_streamed(v_qe: sp.csr_matrix, block_rows: int, max_distance: float 
     idx_dtype = np.int32 if n < 2**31 else np.int64
     thr = None if max_distance is None else _float32_threshold(max_distance)
     parts_idx, parts_data, counts = [], [], np.zeros(n, np.int64)
-    for a in progress(range(0, n, block_rows), desc=f"Jaccard distance streamed (N={n})"):
+    for a in progress(range(0, n, block_rows), desc=f"Jaccard distance (N={n})"):
         rows = np.arange(a, min(n, a + block_rows), dtype=np.int64)
         nchunks = max(1, min(rows.size, nchunks_max))
         if max_distance is not None:  # one pass, only the kept entries sorted
