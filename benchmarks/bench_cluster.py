@@ -429,6 +429,8 @@ def format_scale_table(rows: list[dict]) -> str:
 
 
 def main() -> None:
+    from reid.cluster.knn import IVF_NPROBE_DEFAULT
+
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--case", default="")
@@ -448,7 +450,7 @@ def main() -> None:
     g.add_argument("--exact-max", type=int, default=300_000,
                    help="largest N that also runs the exact path (for recall / ARI / speed)")
     g.add_argument("--nlist", type=int, default=0, help="CLUSTER.IVF_NLIST (0 = rule)")
-    g.add_argument("--nprobe", type=int, default=32, help="CLUSTER.IVF_NPROBE")
+    g.add_argument("--nprobe", type=int, default=IVF_NPROBE_DEFAULT, help="CLUSTER.IVF_NPROBE")
     g.add_argument("--ivf-fp16", action="store_true", help="CLUSTER.IVF_FP16")
     g.add_argument("--ivf-spherical", action="store_true", help="CLUSTER.IVF_SPHERICAL")
     g.add_argument("--ivf-pq", type=int, default=0, help="CLUSTER.IVF_PQ")

@@ -149,6 +149,22 @@ def test_faiss_engine_adds_the_reverse_pairs(monkeypatch: pytest.MonkeyPatch) ->
     np.testing.assert_array_equal(knn_ivf(frozen, 12, nlist=10, nprobe=2)[1], i_b)
 
 
+def test_group_by_key_is_a_stable_counting_sort() -> None:
+    """The counting sort that groups the probes by list equals a stable argsort with its
+    group bounds, empty groups and an empty input included; by hand on a small case."""
+    knn_mod = importlib.import_module("reid.cluster.knn")
+    order, ptr = knn_mod._group_by_key(np.array([2, 0, 2, 3, 0], np.int32), 5)
+    np.testing.assert_array_equal(order, [1, 4, 0, 2, 3])
+    np.testing.assert_array_equal(ptr, [0, 2, 2, 4, 5, 5])
+    rng = np.random.default_rng(0)
+    for n, bins in ((0, 3), (1, 1), (5000, 97)):
+        keys = rng.integers(0, bins, n).astype(np.int32)
+        order, ptr = knn_mod._group_by_key(keys, bins)
+        ref = np.argsort(keys, kind="stable")
+        np.testing.assert_array_equal(order, ref)
+        np.testing.assert_array_equal(ptr, np.searchsorted(keys[ref], np.arange(bins + 1)))
+
+
 def test_blas_probing_by_hand(monkeypatch: pytest.MonkeyPatch) -> None:
     """Centroids at 0, 10, 21, 33 on a line (fixed here instead of k-means), two points per
     list; nprobe 2: every query scans the two lists of its own two nearest centroids, and is
@@ -289,7 +305,7 @@ def test_streamed_jaccard_with_cut_keeps_exactly_the_small_entries() -> None:
 def test_config_keys_reach_the_labeler() -> None:
     cfg = get_cfg()
     assert (cfg.CLUSTER.KNN, cfg.CLUSTER.IVF_NLIST, cfg.CLUSTER.IVF_NPROBE,
-            cfg.CLUSTER.BLOCK_ROWS, cfg.CLUSTER.IVF_SPHERICAL) == ("exact", 0, 32, 0, False)
+            cfg.CLUSTER.BLOCK_ROWS, cfg.CLUSTER.IVF_SPHERICAL) == ("exact", 0, 36, 0, False)
     cfg.merge_from_list(["CLUSTER.KNN", "ivf", "CLUSTER.IVF_NLIST", "6", "CLUSTER.IVF_NPROBE",
                          "6", "CLUSTER.BLOCK_ROWS", "64", "CLUSTER.K1", "20"])
     labeler = build_pseudo_labeler(cfg)
