@@ -22,7 +22,7 @@ distance 0). :func:`search_knn` picks one of the two by name (``CLUSTER.KNN``: "
 IVF parameters (``CLUSTER.IVF_NLIST`` / ``CLUSTER.IVF_NPROBE`` / ``CLUSTER.IVF_SPHERICAL``):
 ``nlist = 0`` takes the rule :func:`ivf_nlist` = round(4 sqrt(N)) clamped to
 [1, min(65536, N // 39)] (faiss wants >= 39 training points per list); ``nprobe`` (default
-36) lists are scanned per query, clipped to nlist. Every distance computed is used for both
+40) lists are scanned per query, clipped to nlist. Every distance computed is used for both
 points of the pair (the blas engine inserts it on both sides; the faiss engine offers the
 pairs it found to the other side afterwards), so a point also gets the candidates that found
 it. ``nprobe >= nlist`` scans every list, i.e. an exact search (same neighbours as
@@ -67,13 +67,14 @@ __all__ = ["knn", "knn_ivf", "ivf_nlist", "search_knn", "knn_recall", "as_float3
            "KNN_METHODS"]
 
 KNN_METHODS = ("exact", "ivf")
-IVF_NPROBE_DEFAULT = 36
-# IVF k-means: training rows per list and Lloyd iterations. At a fixed cost (rows x
-# iterations), twice the rows with half the iterations gave better lists than 40 rows per list
-# and 10 iterations (100k real features: kNN recall 0.9880 against 0.9867 at nprobe 32;
-# docs/SCALING.md).
-IVF_TRAIN_PER_LIST = 80
-IVF_KMEANS_ITERS = 5
+IVF_NPROBE_DEFAULT = 40
+# IVF k-means, coarse to fine: (training rows per list, Lloyd iterations) of each stage, every
+# stage started from the previous one's centroids. The last stage's one iteration over
+# 80 nlist rows (every row at N = 100k) sets each centroid to the mean of its cell in (nearly)
+# the whole set, which is what the lists' quality depends on; the first stage only has to put
+# the centroids near their cells. 160 nlist row-iterations in all, against 400 for 40 rows x
+# 10 iterations (the rule until 2026-12-06), with better lists (docs/SCALING.md, 100k).
+IVF_KMEANS_STAGES = ((20, 4), (80, 1))
 
 try:
     import faiss
@@ -285,21 +286,31 @@ def _ivf_index(d: int, nlist: int, fp16: bool, pq_m: int):
 
 
 def _train_centroids(store: np.ndarray, nlist: int, seed: int, train_size: int,
-                     niter: int = IVF_KMEANS_ITERS, spherical: bool = False) -> np.ndarray:
-    """(nlist, D) float32 k-means centroids (faiss, ``niter`` Lloyd iterations) of a random
-    subset of ``train_size`` rows (0: min(N, IVF_TRAIN_PER_LIST nlist)); ``spherical``:
-    unit-norm centroids, re-normalised after every iteration."""
+                     spherical: bool = False,
+                     stages: tuple[tuple[int, int], ...] = IVF_KMEANS_STAGES) -> np.ndarray:
+    """(nlist, D) float32 k-means centroids (faiss), trained coarse to fine: for each
+    ``(rows_per_list, niter)`` of ``stages``, ``niter`` Lloyd iterations on a fresh random
+    subset of min(N, max(rows_per_list nlist, 1000)) rows (capped at ``train_size`` when > 0),
+    started from the previous stage's centroids. ``spherical``: unit-norm centroids,
+    re-normalised after every iteration."""
     n, d = store.shape
-    ntrain = min(n, train_size if train_size > 0 else max(IVF_TRAIN_PER_LIST * nlist, 1000))
     rng = np.random.default_rng(seed)
-    sample = np.sort(rng.choice(n, ntrain, replace=False)) if ntrain < n else np.arange(n)
-    train = as_float32_matrix(store[sample])
-    km = faiss.Kmeans(d, nlist, niter=niter, seed=seed, verbose=False, spherical=spherical,
-                      max_points_per_centroid=max(256, -(-ntrain // nlist)))
-    with progress(total=1, desc=f"IVF k-means (nlist={nlist}, {ntrain} points)") as bar:
-        km.train(train)
-        bar.update(1)
-    return np.ascontiguousarray(km.centroids, dtype=np.float32)
+    centroids = None
+    for rows_per_list, niter in stages:
+        ntrain = min(n, max(rows_per_list * nlist, 1000))
+        if train_size > 0:
+            ntrain = min(ntrain, train_size)
+        sample = np.sort(rng.choice(n, ntrain, replace=False)) if ntrain < n else np.arange(n)
+        train = as_float32_matrix(store[sample])
+        km = faiss.Kmeans(d, nlist, niter=niter, seed=seed, verbose=False, spherical=spherical,
+                          max_points_per_centroid=max(256, -(-ntrain // nlist)),
+                          min_points_per_centroid=1)
+        with progress(total=1, desc=f"IVF k-means (nlist={nlist}, {ntrain} points)") as bar:
+            km.train(train, init_centroids=centroids)
+            bar.update(1)
+        centroids = np.ascontiguousarray(km.centroids, dtype=np.float32)
+        del train
+    return centroids
 
 
 @njit(cache=True)
@@ -489,8 +500,9 @@ def knn_ivf(features: np.ndarray | torch.Tensor, k: int, nlist: int = 0,
             ) -> tuple[np.ndarray, np.ndarray]:
     """Approximate k nearest neighbours of every row among all rows with an IVF partition.
 
-    The ``nlist`` centroids are trained by faiss k-means (``seed``, 5 iterations) on a random
-    subset of ``train_size`` rows (0: min(N, 80 nlist)); every query scans the ``nprobe``
+    The ``nlist`` centroids are trained by faiss k-means (``seed``), coarse to fine: 4
+    iterations on min(N, 20 nlist) random rows, then 1 on min(N, 80 nlist) (``train_size`` > 0
+    caps both); every query scans the ``nprobe``
     lists of its nearest centroids, and every distance computed serves both points of the
     pair (a point's candidates include the points that scanned its list). Two engines:
 
