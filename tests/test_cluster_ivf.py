@@ -305,7 +305,7 @@ def test_streamed_jaccard_with_cut_keeps_exactly_the_small_entries() -> None:
 def test_config_keys_reach_the_labeler() -> None:
     cfg = get_cfg()
     assert (cfg.CLUSTER.KNN, cfg.CLUSTER.IVF_NLIST, cfg.CLUSTER.IVF_NPROBE,
-            cfg.CLUSTER.BLOCK_ROWS, cfg.CLUSTER.IVF_SPHERICAL) == ("exact", 0, 40, 0, False)
+            cfg.CLUSTER.BLOCK_ROWS, cfg.CLUSTER.IVF_SPHERICAL) == ("exact", 0, 44, 0, False)
     cfg.merge_from_list(["CLUSTER.KNN", "ivf", "CLUSTER.IVF_NLIST", "6", "CLUSTER.IVF_NPROBE",
                          "6", "CLUSTER.BLOCK_ROWS", "64", "CLUSTER.K1", "20"])
     labeler = build_pseudo_labeler(cfg)

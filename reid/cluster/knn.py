@@ -22,7 +22,7 @@ distance 0). :func:`search_knn` picks one of the two by name (``CLUSTER.KNN``: "
 IVF parameters (``CLUSTER.IVF_NLIST`` / ``CLUSTER.IVF_NPROBE`` / ``CLUSTER.IVF_SPHERICAL``):
 ``nlist = 0`` takes the rule :func:`ivf_nlist` = round(4 sqrt(N)) clamped to
 [1, min(65536, N // 39)] (faiss wants >= 39 training points per list); ``nprobe`` (default
-40) lists are scanned per query, clipped to nlist. Every distance computed is used for both
+44) lists are scanned per query, clipped to nlist. Every distance computed is used for both
 points of the pair (the blas engine inserts it on both sides; the faiss engine offers the
 pairs it found to the other side afterwards), so a point also gets the candidates that found
 it. ``nprobe >= nlist`` scans every list, i.e. an exact search (same neighbours as
@@ -67,7 +67,7 @@ __all__ = ["knn", "knn_ivf", "ivf_nlist", "search_knn", "knn_recall", "as_float3
            "KNN_METHODS"]
 
 KNN_METHODS = ("exact", "ivf")
-IVF_NPROBE_DEFAULT = 40
+IVF_NPROBE_DEFAULT = 44
 # IVF k-means, coarse to fine: (training rows per list, Lloyd iterations) of each stage, every
 # stage started from the previous one's centroids. The last stage's one iteration over
 # 80 nlist rows (every row at N = 100k) sets each centroid to the mean of its cell in (nearly)

@@ -138,7 +138,7 @@ _C.CLUSTER.CAMERA_GROUPS = []  # disjoint lists of camera ids never sharing iden
 _C.CLUSTER.FEATURES = "memory"  # features clustered each epoch: "memory" (SpCL code) or "extract" (fresh pass)
 _C.CLUSTER.KNN = "exact"  # kNN of the Jaccard distance: "exact" (brute force, CLUSTER.KNN_BACKEND) or "ivf" (faiss inverted file, approximate; docs/SCALING.md)
 _C.CLUSTER.IVF_NLIST = 0  # IVF lists; 0 = rule round(4 sqrt(N)) clamped to [1, min(65536, N // 39)]
-_C.CLUSTER.IVF_NPROBE = 40  # IVF lists scanned per query (clipped to nlist; nprobe >= nlist = exact search)
+_C.CLUSTER.IVF_NPROBE = 44  # IVF lists scanned per query (clipped to nlist; nprobe >= nlist = exact search)
 _C.CLUSTER.IVF_FP16 = False  # IVF index stores the vectors as float16 (half the index memory)
 _C.CLUSTER.IVF_SPHERICAL = False  # IVF centroids by spherical k-means (unit norm): even lists, no list of diffuse rows that every query scans; see docs/SCALING.md for the measured trade-off
 _C.CLUSTER.IVF_PQ = 0  # > 0: IVF-PQ with this many 8-bit sub-quantisers (D divisible by it); 0 = IVF-Flat
