@@ -32,13 +32,15 @@ exact".
     python benchmarks/bench_cluster.py --sizes 1000000 --dim 2048 --methods ivf --ivf-spherical
     python tools/extract.py --config-file C --weights W --input DIRS --output real.npz
     python benchmarks/bench_cluster.py --sizes 100000 --features real.npz --methods exact ivf jitter
-    python benchmarks/bench_cluster.py --sizes 100000 --features real.npz --repeat 3
+    python benchmarks/bench_cluster.py --sizes 100000 --features real.npz --repeat 5
+    python benchmarks/bench_cluster.py --sizes 100000 --features real.npz --ivf-seed 1
 
 ``--block-rows`` (default 50000) is ``CLUSTER.BLOCK_ROWS``; 0 runs the in-memory Jaccard path.
 ``--nlist`` / ``--nprobe`` / ``--ivf-spherical`` / ``--ivf-fp16`` / ``--ivf-pq`` are the
-``CLUSTER.IVF_*`` keys. ``--repeat R`` runs the methods R times in turn and reports each
-method's median run (the machine's speed drifts; ratios are between medians).
-``--json FILE`` also writes the rows.
+``CLUSTER.IVF_*`` keys; ``--ivf-seed S`` trains the IVF k-means with seed S (the library's
+is 0), to read the agreement with exact over seeds. ``--repeat R`` runs the methods R times
+in turn and reports each method's median run (the machine's speed drifts; ratios are between
+medians). ``--json FILE`` also writes the rows.
 """
 from __future__ import annotations
 
@@ -307,7 +309,8 @@ def run_scale(args: argparse.Namespace) -> dict:
     method = "exact" if args.method == "jitter" else args.method
     t = time.perf_counter()
     opts = ({"nlist": args.nlist, "nprobe": args.nprobe, "fp16": args.ivf_fp16, "pq_m": args.ivf_pq,
-             "spherical": args.ivf_spherical} if args.method == "ivf" else {})
+             "spherical": args.ivf_spherical, "seed": args.ivf_seed}
+            if args.method == "ivf" else {})
     _, rank = search_knn(x, k1, method=method, device=args.device, **opts)
     stage("knn", t)
     t = time.perf_counter()
@@ -346,7 +349,8 @@ def _run_row(args: argparse.Namespace, method: str, n: int, save: str) -> dict:
     and labels, or "" for none."""
     cmd = [sys.executable, __file__, "--scale-case", "--method", method, "--n", str(n),
            "--d", str(args.dim), "--nlist", str(args.nlist), "--nprobe",
-           str(args.nprobe), "--ivf-pq", str(args.ivf_pq), "--block-rows",
+           str(args.nprobe), "--ivf-pq", str(args.ivf_pq), "--ivf-seed", str(args.ivf_seed),
+           "--block-rows",
            str(args.block_rows), "--noise", str(args.noise), "--seed", str(args.seed),
            "--device", args.device, "--features", args.features,
            "--tile-noise", str(args.tile_noise), "--jitter", str(args.jitter),
@@ -454,6 +458,8 @@ def main() -> None:
     g.add_argument("--ivf-fp16", action="store_true", help="CLUSTER.IVF_FP16")
     g.add_argument("--ivf-spherical", action="store_true", help="CLUSTER.IVF_SPHERICAL")
     g.add_argument("--ivf-pq", type=int, default=0, help="CLUSTER.IVF_PQ")
+    g.add_argument("--ivf-seed", type=int, default=0,
+                   help="the IVF k-means seed (the library uses 0): agreement by seed")
     g.add_argument("--block-rows", type=int, default=50_000, help="CLUSTER.BLOCK_ROWS")
     g.add_argument("--noise", type=float, default=0.1, help="fraction of un-clusterable points")
     g.add_argument("--features", default="",
@@ -483,6 +489,7 @@ def main() -> None:
               " the other stages on the CPU")
         print(f"ivf: nlist {args.nlist or 'rule'}, nprobe {args.nprobe}, "
               f"{'spherical' if args.ivf_spherical else 'plain'} k-means"
+              + (f" (seed {args.ivf_seed})" if args.ivf_seed else "")
               + (", fp16" if args.ivf_fp16 else "")
               + (f", PQ {args.ivf_pq}" if args.ivf_pq else ""))
         print(format_scale_table(rows))

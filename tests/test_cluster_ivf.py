@@ -87,6 +87,46 @@ def test_spherical_centroids_spread_the_diffuse_rows() -> None:
     assert stats[False][2] > 1.1 * stats[True][2]  # rows scanned per query
 
 
+def test_kmeans_trains_coarse_to_fine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The IVF centroids: 4 iterations on 20 nlist random rows, then 1 iteration on 80 nlist
+    rows started from those centroids; train_size caps both stages; the result is the second
+    stage's centroids."""
+    import faiss
+
+    knn_mod = importlib.import_module("reid.cluster.knn")
+    calls = []
+
+    class Recording(faiss.Kmeans):
+        def __init__(self, d, k, **kw):
+            super().__init__(d, k, **kw)
+            self.niter = kw["niter"]
+
+        def train(self, x, weights=None, init_centroids=None):
+            calls.append((x.shape[0], self.niter,
+                          None if init_centroids is None else init_centroids.copy()))
+            out = super().train(x, weights, init_centroids)
+            calls[-1] += (self.centroids.copy(),)
+            return out
+
+    monkeypatch.setattr(faiss, "Kmeans", Recording)
+    x = np.random.default_rng(0).standard_normal((6000, 8)).astype(np.float32)
+    cents = knn_mod._train_centroids(x, 60, 0, 0)
+    assert [(n, it) for n, it, *_ in calls] == [(1200, 4), (4800, 1)]
+    assert calls[0][2] is None
+    np.testing.assert_array_equal(calls[1][2], calls[0][3])  # started from stage 1
+    np.testing.assert_array_equal(cents, calls[1][3])
+    calls.clear()
+    knn_mod._train_centroids(x, 60, 0, 1500)
+    assert [(n, it) for n, it, *_ in calls] == [(1200, 4), (1500, 1)]
+
+
+def test_search_knn_passes_the_kmeans_seed() -> None:
+    x, _ = clustered(n_ids=40, seed=3)
+    a = search_knn(x, 10, method="ivf", nlist=12, nprobe=2, seed=5)[1]
+    np.testing.assert_array_equal(a, knn_ivf(x, 10, nlist=12, nprobe=2, seed=5)[1])
+    assert not np.array_equal(a, search_knn(x, 10, method="ivf", nlist=12, nprobe=2)[1])
+
+
 def _fixed_centroids(monkeypatch: pytest.MonkeyPatch, cents: np.ndarray) -> None:
     """Make both IVF engines use ``cents`` instead of training k-means."""
     knn_mod = importlib.import_module("reid.cluster.knn")  # the package exports a knn function
