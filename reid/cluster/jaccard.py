@@ -51,7 +51,7 @@ kNN lists kept             8 kc (int64; distances dropped)
 reciprocal sets            8 (kc + 1) + 8 (round(k1/2) + 1) + 16
 V (CSR float64, int64)     16 e_v
 V_qe (CSR float64, int32)  12 e_qe (+ per-thread scratch of 17 N bytes)
-V_qe transposed            12 e_qe (+ int64/float64 copies in :func:`jaccard_rows`)
+V_qe transposed            12 e_qe
 Jaccard output (float32,   1.5 x 8 e_j at the peak (the upper half in blocks,
 int32)                     then the mirrored whole); with the cut 1.5 x 8
                            e_j(<= max_distance) + one block of 8 x 96 slots
@@ -550,6 +550,20 @@ def _float32_threshold(max_distance: float) -> np.float32:
     return np.float32(best)
 
 
+def _jaccard_block_full(rows, vp, vi, vd, tp, ti, td, ncols, nchunks, idx_dtype, upper: bool
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(counts, indices, data) of every distance below 1 of the rows ``rows``, sorted by
+    column (a counting pass sizes the output, then the fill); ``upper``: the columns j >= row
+    only. The CSR arrays are read as given (int32 or int64 indices, float64 data)."""
+    cnt = _jaccard_count(rows, vp, vi, tp, ti, ncols, nchunks, upper)
+    optr = np.zeros(rows.size + 1, np.int64)
+    np.cumsum(cnt, out=optr[1:])
+    oidx = np.empty(optr[-1], idx_dtype)
+    odata = np.empty(optr[-1], np.float32)
+    _jaccard_fill(rows, vp, vi, vd, tp, ti, td, ncols, nchunks, optr, oidx, odata, upper)
+    return cnt, oidx, odata
+
+
 def _jaccard_block_cut(rows, vp, vi, vd, tp, ti, td, ncols, nchunks, thr, idx_dtype,
                        upper: bool, width: int = 96
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -606,16 +620,12 @@ def jaccard_rows(v_qe: sp.csr_matrix, rows: np.ndarray, columns: sp.csr_matrix |
     rows = np.ascontiguousarray(rows, dtype=np.int64)
     ncols = cols.shape[0]
     nchunks = max(1, min(rows.size, 8 * numba.get_num_threads()))
-    vp, vi, vd = (v_qe.indptr.astype(np.int64), v_qe.indices.astype(np.int64),
-                  v_qe.data.astype(np.float64))
-    tp, ti, td = inv.indptr.astype(np.int64), inv.indices.astype(np.int64), inv.data
-    counts = _jaccard_count(rows, vp, vi, tp, ti, ncols, nchunks, upper)
+    counts, oidx, odata = _jaccard_block_full(
+        rows, v_qe.indptr, v_qe.indices, v_qe.data.astype(np.float64, copy=False), inv.indptr,
+        inv.indices, inv.data.astype(np.float64, copy=False), ncols, nchunks,
+        np.int32 if ncols < 2**31 else np.int64, upper)
     optr = np.zeros(rows.size + 1, np.int64)
     np.cumsum(counts, out=optr[1:])
-    oidx = np.empty(optr[-1], np.int32 if ncols < 2**31 else np.int64)
-    odata = np.empty(optr[-1], np.float32)
-    _jaccard_fill(rows, vp, vi, vd, tp, ti, td.astype(np.float64), ncols, nchunks, optr, oidx,
-                  odata, upper)
     return sp.csr_matrix((odata, oidx, optr), shape=(rows.size, ncols))
 
 
@@ -758,15 +768,10 @@ def _jaccard_streamed(v_qe: sp.csr_matrix, block_rows: int, max_distance: float 
                                                   inv.indptr, inv.indices, td, n, nchunks,
                                                   thr, idx_dtype, True)
         else:
-            cnt = _jaccard_count(rows, v_qe.indptr, v_qe.indices, inv.indptr, inv.indices, n,
-                                 nchunks, True)
-            optr = np.zeros(rows.size + 1, np.int64)
-            np.cumsum(cnt, out=optr[1:])
-            oidx = np.empty(optr[-1], idx_dtype)
-            odata = np.empty(optr[-1], np.float32)
-            _jaccard_fill(rows, v_qe.indptr, v_qe.indices, vd, inv.indptr, inv.indices, td, n,
-                          nchunks, optr, oidx, odata, True)
-            odata[optr[:-1]] = 0.0  # the diagonal opens every upper row
+            cnt, oidx, odata = _jaccard_block_full(rows, v_qe.indptr, v_qe.indices, vd,
+                                                   inv.indptr, inv.indices, td, n, nchunks,
+                                                   idx_dtype, True)
+            odata[np.cumsum(cnt) - cnt] = 0.0  # the diagonal opens every upper row
         parts_idx.append(oidx)
         parts_data.append(odata)
         counts[rows] = cnt

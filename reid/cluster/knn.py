@@ -301,8 +301,10 @@ def _train_centroids(store: np.ndarray, nlist: int, seed: int, train_size: int,
         ntrain = min(n, max(rows_per_list * nlist, 1000))
         if train_size > 0:
             ntrain = min(ntrain, train_size)
-        sample = np.sort(rng.choice(n, ntrain, replace=False)) if ntrain < n else np.arange(n)
-        train = as_float32_matrix(store[sample])
+        if ntrain < n:
+            train = as_float32_matrix(store[np.sort(rng.choice(n, ntrain, replace=False))])
+        else:  # every row: read in place when the store is float32 already
+            train = as_float32_matrix(store)
         km = faiss.Kmeans(d, nlist, niter=niter, seed=seed, verbose=False, spherical=spherical,
                           max_points_per_centroid=max(256, -(-ntrain // nlist)),
                           min_points_per_centroid=1)
